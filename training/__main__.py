@@ -42,7 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     command_parser = argparse.ArgumentParser(prog=f"python -m training {argv[0]}",
                                              description=COMMANDS[argv[0]][1])
     module.add_arguments(command_parser)
-    args = command_parser.parse_args(argv[1:])
+    if getattr(module, "ACCEPTS_OVERRIDES", False):
+        # e.g. `train --config x.yaml --optim.lr 3e-5`: unknown flags are dotted config overrides
+        args, extra = command_parser.parse_known_args(argv[1:])
+        args.overrides = extra
+    else:
+        args = command_parser.parse_args(argv[1:])
     return int(module.run(args) or 0)
 
 

@@ -1,0 +1,93 @@
+"""Turn benchmark items into tensors: tokenised dialogues, candidate rows in the sticker bank, labels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from training.data import SRSItem
+from training.dialogue import Dialogue
+from training.labels import EMOTIONS, emotion_index
+from training.model.knowledge import last_turn_texts
+from training.sticker_bank import StickerBank
+
+
+@dataclass
+class Batch:
+    tokens: dict[str, torch.Tensor]  # text encoder inputs for B dialogues
+    last_turns: list[str]  # each dialogue's last turn (read by the COMET knowledge source)
+    candidate_rows: torch.Tensor  # (B, K) rows of the sticker bank; padding rows are 0 (masked)
+    candidate_mask: torch.Tensor  # (B, K) True for real candidates (items may have different K)
+    targets: torch.Tensor  # (B, K) 1.0 for the answer, else 0.0
+    answer_rows: torch.Tensor  # (B,) bank row of the answer as shown (maybe another pack's art)
+    answer_ids: torch.Tensor  # (B,) primary bank row of the answer: equal ids are the same sticker
+    emotion_target: torch.Tensor  # (B, E) the reply's emotion: one-hot where labelled, else a tagger's guess
+    emotion_weight: torch.Tensor  # (B,) 1 for labelled items, `pseudo_weight` for tagged ones, 0 for neither
+    act: torch.Tensor  # (B,) index into the model's intention labels, -1 when absent
+
+    def __len__(self) -> int:
+        return int(self.candidate_rows.shape[0])
+
+
+def make_batch(items: Sequence[SRSItem], tokenize: Callable[[Sequence[Dialogue]], dict[str, torch.Tensor]],
+               bank: StickerBank, intention_index: dict[str, int], *, style_prob: float = 0.0,
+               generator: torch.Generator | None = None,
+               pseudo_emotions: Mapping[str, np.ndarray] | None = None, pseudo_weight: float = 0.0) -> Batch:
+    """Tensors for `items`; `pseudo_emotions` (item id -> (E,) distribution) stand in for missing labels."""
+    width = max(len(item.candidates) for item in items)
+    rows = torch.zeros(len(items), width, dtype=torch.long)
+    mask = torch.zeros(len(items), width, dtype=torch.bool)
+    targets = torch.zeros(len(items), width)
+    answer_ids = torch.empty(len(items), dtype=torch.long)
+    for i, item in enumerate(items):
+        k = len(item.candidates)
+        rows[i, :k] = bank.rows(item.candidates)
+        mask[i, :k] = True
+        position = item.candidates.index(item.answer)
+        targets[i, position] = 1.0
+        answer_ids[i] = rows[i, position]
+    if style_prob > 0:
+        rows = torch.where(mask, bank.swap_styles(rows, style_prob, generator or torch.Generator()), rows)
+    answer_rows = rows.gather(1, targets.argmax(dim=1, keepdim=True)).squeeze(1)
+    emotion_target = torch.zeros(len(items), len(EMOTIONS))
+    emotion_weight = torch.zeros(len(items))
+    for i, item in enumerate(items):
+        e = emotion_index(item.emotion)
+        if e is not None:
+            emotion_target[i, e], emotion_weight[i] = 1.0, 1.0
+        elif pseudo_emotions is not None and item.id in pseudo_emotions and pseudo_weight > 0:
+            emotion_target[i] = torch.as_tensor(pseudo_emotions[item.id], dtype=torch.float32)
+            emotion_weight[i] = pseudo_weight
+    acts = [intention_index.get(item.act, -1) if item.act is not None else -1 for item in items]
+    return Batch(
+        tokens=tokenize([item.dialogue for item in items]),
+        last_turns=last_turn_texts([item.dialogue for item in items]),
+        candidate_rows=rows,
+        candidate_mask=mask,
+        targets=targets,
+        answer_rows=answer_rows,
+        answer_ids=answer_ids,
+        emotion_target=emotion_target,
+        emotion_weight=emotion_weight,
+        act=torch.tensor(acts, dtype=torch.long),
+    )
+
+
+def epoch_batches(num_items: int, batch_size: int, generator: torch.Generator, rank: int = 0,
+                  world_size: int = 1) -> Iterator[list[int]]:
+    """Shuffled item indices in batches; each of `world_size` processes gets its own equal share.
+
+    Every process yields the same number of batches (the tail that does not divide evenly is dropped),
+    so DDP's collective calls stay in step.
+    """
+    order = torch.randperm(num_items, generator=generator).tolist()
+    per_step = batch_size * world_size
+    if num_items < per_step:  # tiny data: one smaller batch rather than none
+        yield order[rank::world_size]
+        return
+    for start in range(0, num_items - per_step + 1, per_step):
+        chunk = order[start:start + per_step]
+        yield chunk[rank::world_size]

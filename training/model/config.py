@@ -1,0 +1,41 @@
+"""The EIGML model's config: encoders, component switches for ablation, loss weights."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from training.model.dlcf import DLCFConfig
+from training.model.eiks import EIKSConfig
+from training.model.iega import MatchingConfig
+from training.model.image_encoder import ImageEncoderConfig
+from training.model.knowledge import KnowledgeConfig, LearnedKnowledgeConfig
+from training.model.samm import SAMMConfig
+from training.model.text_encoder import TextEncoderConfig
+
+
+class LossWeights(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bce: float = 1.0  # BCE on the final SAMM score of every candidate
+    emotion: float = 1.0  # dialogue emotion head vs the reply's labelled emotion, where labelled
+    sticker_emotion: float = 0.5  # sticker emotion head vs the emotions its training answers carry
+    intention: float = 0.5  # intention head over the knowledge vs the reply's dialogue act, where labelled
+    eiks: float = 0.5  # EIKS' knowledge-emotion classifier and its gradient regression net
+
+
+class ModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: TextEncoderConfig = Field(default_factory=TextEncoderConfig)
+    image: ImageEncoderConfig = Field(default_factory=ImageEncoderConfig)
+    dim: int = Field(256, ge=8)  # shared embedding size of queries, stickers, emotion and intention
+    patch_grid: int = Field(3, ge=1)  # sticker patches are pooled to grid x grid (+ CLS) for IEGA and the index
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    knowledge: KnowledgeConfig = Field(default_factory=LearnedKnowledgeConfig)
+    eiks: EIKSConfig = Field(default_factory=EIKSConfig)
+    matching: MatchingConfig = Field(default_factory=MatchingConfig)
+    samm: SAMMConfig = Field(default_factory=SAMMConfig)
+    dlcf: DLCFConfig = Field(default_factory=DLCFConfig)
+    weights: LossWeights = Field(default_factory=LossWeights)
+    # p_vl = matching head + scale * cos(query, visual): the rerank refines the retrieval score
+    retrieval_residual: bool = True

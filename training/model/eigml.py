@@ -1,0 +1,235 @@
+"""EIGML: emotion- and intention-guided multi-modal sticker ranking (arXiv 2511.17587).
+
+Dialogue side: text encoder -> retrieval query, emotion embedding (+ distribution), intention knowledge
+(four relations) refined by EIKS, pooled into an intention embedding (+ distribution over dialogue acts).
+Sticker side: frozen ViT tokens -> visual vector, emotion and intention embeddings, pooled patch grid.
+Score: IEGA cross-attention from [intention; emotion] onto the sticker's patches gives p_vl (plus the
+retrieval cosine as a residual); SAMM mixes it with emotion and intention cosine similarity.
+Training adds BCE on the final score, label heads, EIKS' auxiliary losses and the DLCF terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from training.batching import Batch
+from training.data import SRSItem
+from training.dialogue import Dialogue, Turn
+from training.labels import EMOTIONS, emotion_index
+from training.model.config import ModelConfig
+from training.model.dlcf import DLCFLoss, Views
+from training.model.eiks import EIKS, soft_cross_entropy
+from training.model.iega import build_matching_head
+from training.model.image_encoder import FeatureCache, ImageEncoder
+from training.model.interface import QueryEncoding, StickerEncoding
+from training.model.knowledge import KnowledgeInputs, build_knowledge, last_turn_texts
+from training.model.samm import SAMM
+from training.model.text_encoder import TextEncoder
+from training.sticker_bank import StickerBank
+
+
+def _mlp(inputs: int, dim: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(inputs, dim), nn.GELU(), nn.Linear(dim, dim))
+
+
+class EIGML(nn.Module):
+    def __init__(self, config: ModelConfig, intention_labels: Sequence[str] = (),
+                 models_dir: Path | None = None, text_weights_dir: Path | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.emotion_labels: tuple[str, ...] = EMOTIONS
+        self.intention_labels: tuple[str, ...] = tuple(intention_labels)
+        self.version = "untrained"
+        c, d = config, config.dim
+        self.text_encoder = TextEncoder(c.text, weights_dir=text_weights_dir)
+        self.image_encoder = ImageEncoder(c.image, models_dir=models_dir)
+        ht, hv = self.text_encoder.hidden_size, self.image_encoder.hidden_size
+        # dialogue side
+        self.query_proj = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(ht, d))
+        self.dialogue_proj = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(ht, d))
+        self.emotion_proj = _mlp(ht, d, c.dropout)
+        self.emotion_head = nn.Linear(d, len(EMOTIONS))  # shared: one emotion space for text and stickers
+        self.knowledge = build_knowledge(c.knowledge, dim=d, input_dim=ht, text_encoder=self._encode_texts)
+        self.eiks = EIKS(c.eiks, d) if c.eiks.enabled else None
+        self.intention_proj = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(d, d))
+        self.intention_head = nn.Linear(d, len(self.intention_labels)) if self.intention_labels else None
+        # sticker side: [CLS; mean patch] of the frozen backbone
+        self.visual_proj = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(2 * hv, d))
+        self.sticker_emotion_proj = _mlp(2 * hv, d, c.dropout)
+        self.sticker_intention_proj = _mlp(2 * hv, d, c.dropout)
+        self.patch_proj = nn.Linear(hv, d)
+        # score
+        self.matching = build_matching_head(c.matching, d)
+        self.residual = c.retrieval_residual and c.matching.kind != "cosine"
+        if self.residual:
+            # learned in log space so the scale stays positive
+            self.residual_log_scale = nn.Parameter(torch.tensor(float(np.log(10.0))))
+        self.samm = SAMM(c.samm) if c.samm.enabled else None
+        self.dlcf = DLCFLoss(c.dlcf)
+
+    # ---- stickers -------------------------------------------------------------------------------
+    def image_features(self, images: Sequence[Image.Image]) -> Tensor:
+        """(N, 1+P, Hv) frozen-backbone tokens; deterministic, so safe to cache by checksum."""
+        return self.image_encoder.features(images)
+
+    def cached_image_features(self, cache_root: Path):
+        """A featurizer that reads and fills the on-disk feature cache under `cache_root`."""
+        cache = None if self.config.image.trainable else FeatureCache(cache_root, self.image_encoder.cache_key)
+        return lambda images: self.image_encoder.features(images, cache)
+
+    def _patch_grid(self, tokens: Tensor) -> Tensor:
+        """(N, 1+P, Hv) -> (N, 1+g*g, Hv): CLS plus patches average-pooled to a g x g grid."""
+        patches = tokens[:, 1:]
+        side = int(round(patches.shape[1] ** 0.5))
+        grid = patches.transpose(1, 2).reshape(tokens.shape[0], -1, side, side)
+        pooled = F.adaptive_avg_pool2d(grid, self.config.patch_grid).flatten(2).transpose(1, 2)
+        return torch.cat([tokens[:, :1], pooled], dim=1)
+
+    def encode_stickers(self, features: Tensor) -> StickerEncoding:
+        """Backbone tokens (N, 1+P, Hv) -> unit visual (N, D), emotion/intention (N, D), patches (N, T, D)."""
+        tokens = features.float()
+        hidden = torch.cat([tokens[:, 0], tokens[:, 1:].mean(dim=1)], dim=-1)
+        emotion = self.sticker_emotion_proj(hidden)
+        return StickerEncoding(
+            visual=F.normalize(self.visual_proj(hidden), dim=-1),
+            emotion=emotion,
+            intention=self.sticker_intention_proj(hidden),
+            emotion_probs=self.emotion_head(emotion).softmax(dim=-1),
+            patches=self.patch_proj(self._patch_grid(tokens)),
+        )
+
+    # ---- dialogues ------------------------------------------------------------------------------
+    def _encode_texts(self, texts: Sequence[str]) -> Tensor:
+        """(N, Ht) pooled states of single-turn texts (COMET knowledge is encoded with this)."""
+        dialogues = [Dialogue((Turn("A", text),)) for text in texts]
+        return self.text_encoder(self.text_encoder.tokenize(dialogues))[1]
+
+    def _encode_tokens(self, tokens: dict[str, Tensor], last_turns: Sequence[str]) -> dict[str, Tensor]:
+        states, pooled = self.text_encoder(tokens)
+        emotion = self.emotion_proj(pooled)
+        emotion_logits = self.emotion_head(emotion)
+        knowledge = self.knowledge(KnowledgeInputs(states, tokens["attention_mask"], last_turns))  # (B, R, D)
+        out: dict[str, Tensor] = {}
+        if self.eiks is not None:
+            knowledge, aux = self.eiks(knowledge, emotion_logits.softmax(dim=-1), emotion)
+            out.update({f"aux_{k}": v for k, v in aux.items()})
+        intention = self.intention_proj(knowledge.mean(dim=1))
+        intention_logits = (self.intention_head(intention) if self.intention_head is not None
+                            else intention.new_zeros(intention.shape[0], 0))
+        query = F.normalize(self.query_proj(pooled), dim=-1)
+        dialogue = query if self.config.matching.kind == "cosine" else self.dialogue_proj(pooled)
+        out.update(query=query, dialogue=dialogue, emotion=emotion, emotion_logits=emotion_logits,
+                   intention=intention, intention_logits=intention_logits)
+        return out
+
+    @staticmethod
+    def _query_encoding(out: dict[str, Tensor]) -> QueryEncoding:
+        return QueryEncoding(
+            query=out["query"],
+            emotion_probs=out["emotion_logits"].softmax(dim=-1),
+            intention_probs=out["intention_logits"].softmax(dim=-1),
+            features={"dialogue": out["dialogue"], "emotion": out["emotion"], "intention": out["intention"]},
+        )
+
+    def encode_dialogues(self, dialogues: Sequence[Dialogue]) -> QueryEncoding:
+        tokens = self.text_encoder.tokenize(dialogues)
+        return self._query_encoding(self._encode_tokens(tokens, last_turn_texts(dialogues)))
+
+    # ---- score ----------------------------------------------------------------------------------
+    def score(self, queries: QueryEncoding, stickers: StickerEncoding, candidates: Tensor) -> Tensor:
+        """(B, K) final scores in (0, 1); candidates (B, K) index rows of `stickers`."""
+        f = queries.features
+        visual = stickers.visual[candidates]
+        p_vl = self.matching(intention=f["intention"], emotion=f["emotion"], dialogue=f["dialogue"],
+                             visual=visual, patches=stickers.patches.float(), candidates=candidates)
+        if self.residual:
+            p_vl = p_vl + self.residual_log_scale.exp() * (queries.query[:, None, :] * visual).sum(-1)
+        if self.samm is None:
+            return torch.sigmoid(p_vl).clamp(1e-6, 1 - 1e-6)
+        return self.samm(p_vl, f["emotion"], f["intention"], stickers.emotion[candidates],
+                         stickers.intention[candidates])
+
+    # ---- training -------------------------------------------------------------------------------
+    def forward(self, batch: Batch, features: Tensor, sticker_targets: Tensor) -> dict[str, Tensor]:
+        """Named, weighted loss terms for one batch; `features` are the bank's backbone tokens."""
+        w = self.config.weights
+        out = self._encode_tokens(batch.tokens, batch.last_turns)
+        used, inverse = torch.unique(batch.candidate_rows, return_inverse=True)
+        stickers = self.encode_stickers(features[used])
+        final = self.score(self._query_encoding(out), stickers, inverse)
+        mask = batch.candidate_mask
+        terms = {"bce": w.bce * F.binary_cross_entropy(final[mask], batch.targets[mask])}
+
+        has_emotion = batch.emotion_weight > 0
+        if has_emotion.any():
+            ce = soft_cross_entropy(out["emotion_logits"], batch.emotion_target)
+            terms["emotion"] = w.emotion * (ce * batch.emotion_weight).sum() / batch.emotion_weight.sum()
+        has_act = batch.act >= 0
+        if self.intention_head is not None and has_act.any():
+            terms["intention"] = w.intention * F.cross_entropy(out["intention_logits"][has_act],
+                                                               batch.act[has_act])
+        row_targets = sticker_targets[used]
+        labelled = row_targets.sum(dim=1) > 0
+        if labelled.any():
+            logits = self.emotion_head(stickers.emotion[labelled])
+            terms["sticker_emotion"] = w.sticker_emotion * soft_cross_entropy(logits, row_targets[labelled]).mean()
+        for name, value in out.items():
+            if name.startswith("aux_"):
+                terms[name[4:]] = w.eiks * value
+        terms.update(self._dlcf_terms(batch, out, features, stickers, used))
+        return terms
+
+    def _dlcf_terms(self, batch: Batch, out: dict[str, Tensor], features: Tensor, stickers: StickerEncoding,
+                    used: Tensor) -> dict[str, Tensor]:
+        c = self.config.dlcf
+        answer = torch.searchsorted(used, batch.answer_rows)  # position of each answer row in `used`
+        text_views = image_views = None
+        if c.intra_text:
+            again = self._encode_tokens(batch.tokens, batch.last_turns)  # a second dropout view of the same dialogues
+            text_views = Views(out["query"], again["query"], out["emotion_logits"].softmax(-1),
+                               again["emotion_logits"].softmax(-1), *self._intention_pair(out, again))
+        if c.intra_image:
+            a = StickerEncoding(*(t[answer] for t in stickers))
+            b = self.encode_stickers(features[batch.answer_rows])
+            pair = self._intention_pair({"intention_logits": self._sticker_intention_logits(a)},
+                                        {"intention_logits": self._sticker_intention_logits(b)})
+            image_views = Views(a.visual, b.visual, a.emotion_probs, b.emotion_probs, *pair)
+        return self.dlcf(query=out["query"], sticker=stickers.visual[answer],
+                         query_emotion=out["emotion"], sticker_emotion=stickers.emotion[answer],
+                         query_intention=out["intention"], sticker_intention=stickers.intention[answer],
+                         text_views=text_views, image_views=image_views, sticker_ids=batch.answer_ids)
+
+    def _sticker_intention_logits(self, stickers: StickerEncoding) -> Tensor:
+        if self.intention_head is None:
+            return stickers.intention.new_zeros(stickers.intention.shape[0], 0)
+        return self.intention_head(stickers.intention)
+
+    @staticmethod
+    def _intention_pair(a: dict[str, Tensor], b: dict[str, Tensor]) -> tuple[Tensor | None, Tensor | None]:
+        if a["intention_logits"].shape[-1] == 0:
+            return None, None
+        return a["intention_logits"].softmax(-1), b["intention_logits"].softmax(-1)
+
+
+def sticker_emotion_targets(bank: StickerBank, items: Sequence[SRSItem]) -> Tensor:
+    """(rows, E) emotion distribution of each bank row from the labelled answers it is (zeros: unlabelled).
+
+    A sticker's other-pack art (its variants) shares its distribution.
+    """
+    counts = torch.zeros(bank.features.shape[0], len(EMOTIONS))
+    for item in items:
+        e = emotion_index(item.emotion)
+        if e is not None and item.answer in bank.index:
+            counts[bank.index[item.answer], e] += 1
+    for row, variants in enumerate(bank.variants):
+        for v in variants:
+            counts[v] = counts[row]
+    total = counts.sum(dim=1, keepdim=True)
+    return torch.where(total > 0, counts / total.clamp(min=1), counts)

@@ -1,0 +1,76 @@
+"""Backbone features of the stickers a training run or a ranking needs, held in memory.
+
+Row i < len(ids) is sticker ids[i] in its own art. Further rows hold other packs' art of the same emoji
+(same stem, e.g. twemoji/1f62d for noto/1f62d); `variants[i]` lists them. Training swaps a candidate's
+row for a variant with some probability, so the model reads emotion from the picture, not one pack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from training.catalog import Catalog
+
+
+@dataclass
+class StickerBank:
+    ids: list[str]
+    index: dict[str, int]
+    features: torch.Tensor  # (rows, T, H) backbone features, fp16 to halve memory
+    variants: list[list[int]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows(self, sticker_ids: Iterable[str]) -> torch.Tensor:
+        """(N,) long rows of the given ids in their own art; KeyError names the first unknown id."""
+        try:
+            return torch.tensor([self.index[s] for s in sticker_ids], dtype=torch.long)
+        except KeyError as exc:
+            raise KeyError(f"sticker {exc.args[0]!r} is not in the sticker bank") from None
+
+    def swap_styles(self, rows: torch.Tensor, prob: float, generator: torch.Generator) -> torch.Tensor:
+        """Replace each row by a random variant of it with probability `prob` (rows without variants stay)."""
+        if prob <= 0:
+            return rows
+        out = rows.clone()
+        flat = out.view(-1)
+        draws = torch.rand(flat.numel(), generator=generator)
+        for j in torch.nonzero(draws < prob).flatten().tolist():
+            row = int(flat[j])
+            if row >= 0 and self.variants[row]:
+                pick = int(torch.randint(len(self.variants[row]), (1,), generator=generator))
+                flat[j] = self.variants[row][pick]
+        return out
+
+
+def build_sticker_bank(catalog: Catalog, sticker_ids: Sequence[str], featurize, *,
+                       style_packs: Sequence[str] = (), batch_size: int = 64,
+                       progress: bool = True) -> StickerBank:
+    """Featurize `sticker_ids` (and their art in `style_packs`) with `featurize(list[PIL.Image]) -> (N,T,H)`."""
+    ids = sorted(dict.fromkeys(sticker_ids))
+    missing = [s for s in ids if s not in catalog]
+    if missing:
+        raise KeyError(f"{len(missing)} sticker ids are not in the catalogue {catalog.root}, e.g. {missing[:5]}")
+    rows_ids = list(ids)
+    variants: list[list[int]] = [[] for _ in ids]
+    for i, sticker_id in enumerate(ids):
+        stem = catalog[sticker_id].stem
+        for pack in style_packs:
+            other = f"{pack}/{stem}"
+            if other != sticker_id and other in catalog:
+                variants[i].append(len(rows_ids))
+                rows_ids.append(other)
+    chunks = []
+    for start in tqdm(range(0, len(rows_ids), batch_size), desc="sticker features", disable=not progress,
+                      unit="batch"):
+        images = [catalog.open_image(s) for s in rows_ids[start:start + batch_size]]
+        with torch.inference_mode():
+            chunks.append(featurize(images).to(torch.float16))
+    features = torch.cat(chunks) if chunks else torch.empty(0)
+    return StickerBank(ids=ids, index={s: i for i, s in enumerate(ids)}, features=features,
+                       variants=variants + [[] for _ in range(len(rows_ids) - len(ids))])
