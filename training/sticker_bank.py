@@ -48,6 +48,19 @@ class StickerBank:
         return out
 
 
+def _emoji_key(catalog: Catalog, sticker_id: str) -> str:
+    """The emoji a sticker draws, without variation selectors (packs disagree on FE0F); else its stem."""
+    sticker = catalog[sticker_id]
+    return sticker.emoji.replace("\ufe0f", "").replace("\ufe0e", "") if sticker.emoji else sticker.stem
+
+
+def _same_emoji_index(catalog: Catalog, packs: Sequence[str]) -> dict[str, list[str]]:
+    index: dict[str, list[str]] = {}
+    for sticker_id in catalog.ids(packs):
+        index.setdefault(_emoji_key(catalog, sticker_id), []).append(sticker_id)
+    return index
+
+
 def build_sticker_bank(catalog: Catalog, sticker_ids: Sequence[str], featurize, *,
                        style_packs: Sequence[str] = (), batch_size: int = 64,
                        progress: bool = True) -> StickerBank:
@@ -58,11 +71,10 @@ def build_sticker_bank(catalog: Catalog, sticker_ids: Sequence[str], featurize, 
         raise KeyError(f"{len(missing)} sticker ids are not in the catalogue {catalog.root}, e.g. {missing[:5]}")
     rows_ids = list(ids)
     variants: list[list[int]] = [[] for _ in ids]
+    same_art = _same_emoji_index(catalog, style_packs) if style_packs else {}
     for i, sticker_id in enumerate(ids):
-        stem = catalog[sticker_id].stem
-        for pack in style_packs:
-            other = f"{pack}/{stem}"
-            if other != sticker_id and other in catalog:
+        for other in same_art.get(_emoji_key(catalog, sticker_id), ()):
+            if other != sticker_id:
                 variants[i].append(len(rows_ids))
                 rows_ids.append(other)
     chunks = []
