@@ -35,8 +35,10 @@ class Batch:
 def make_batch(items: Sequence[SRSItem], tokenize: Callable[[Sequence[Dialogue]], dict[str, torch.Tensor]],
                bank: StickerBank, intention_index: dict[str, int], *, style_prob: float = 0.0,
                generator: torch.Generator | None = None,
-               pseudo_emotions: Mapping[str, np.ndarray] | None = None, pseudo_weight: float = 0.0) -> Batch:
-    """Tensors for `items`; `pseudo_emotions` (item id -> (E,) distribution) stand in for missing labels."""
+               pseudo_emotions: Mapping[str, np.ndarray] | None = None, pseudo_weight: float = 0.0,
+               prefixes: Sequence[torch.Tensor] | None = None) -> Batch:
+    """Tensors for `items`; `pseudo_emotions` (item id -> (E,) distribution) stand in for missing labels,
+    `prefixes` (one (L_i, H) tensor per item, from `build_prefix_cache`) skip the frozen text layers."""
     width = max(len(item.candidates) for item in items)
     rows = torch.zeros(len(items), width, dtype=torch.long)
     mask = torch.zeros(len(items), width, dtype=torch.bool)
@@ -62,8 +64,14 @@ def make_batch(items: Sequence[SRSItem], tokenize: Callable[[Sequence[Dialogue]]
             emotion_target[i] = torch.as_tensor(pseudo_emotions[item.id], dtype=torch.float32)
             emotion_weight[i] = pseudo_weight
     acts = [intention_index.get(item.act, -1) if item.act is not None else -1 for item in items]
+    tokens = tokenize([item.dialogue for item in items])
+    if prefixes is not None:
+        padded = torch.zeros(*tokens["input_ids"].shape, prefixes[0].shape[-1], dtype=prefixes[0].dtype)
+        for i, prefix in enumerate(prefixes):
+            padded[i, : prefix.shape[0]] = prefix
+        tokens["prefix_states"] = padded
     return Batch(
-        tokens=tokenize([item.dialogue for item in items]),
+        tokens=tokens,
         last_turns=last_turn_texts([item.dialogue for item in items]),
         candidate_rows=rows,
         candidate_mask=mask,
@@ -91,3 +99,19 @@ def epoch_batches(num_items: int, batch_size: int, generator: torch.Generator, r
     for start in range(0, num_items - per_step + 1, per_step):
         chunk = order[start:start + per_step]
         yield chunk[rank::world_size]
+
+
+def build_prefix_cache(items: Sequence[SRSItem], text_encoder, batch_size: int = 64,
+                       progress: bool = True) -> list[torch.Tensor]:
+    """Per item, the frozen lower text layers' output over its real tokens, (L_i, H) fp16."""
+    from tqdm import tqdm
+
+    out: list[torch.Tensor] = []
+    for start in tqdm(range(0, len(items), batch_size), desc="text prefix cache", unit="batch",
+                      disable=not progress):
+        chunk = items[start:start + batch_size]
+        tokens = text_encoder.tokenize([item.dialogue for item in chunk])
+        states = text_encoder.prefix_states(tokens).to(torch.float16)
+        lengths = tokens["attention_mask"].sum(dim=1).tolist()
+        out.extend(states[i, :n].clone() for i, n in enumerate(lengths))
+    return out

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from training.model.config import ModelConfig
+from training.model.emotion import TaggerKind
 
 DataSource = Literal["srs", "catalog"]
 
@@ -33,6 +34,10 @@ class DataConfig(_Strict):
     # probability, so the model learns emotion from pictures rather than from one pack's pixels.
     style_packs: tuple[str, ...] = ("twemoji", "openmoji")
     style_prob: float = 0.3
+    # Items without an emotion label get a lexicon tagger's reading of their last turn as a soft target
+    # (weighted by pseudo_emotion_weight), and stickers without labelled answers get their tags' reading.
+    emotion_tagger: TaggerKind | None = "auto"
+    pseudo_emotion_weight: float = 0.3
 
 
 class OptimConfig(_Strict):

@@ -23,13 +23,14 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from training.batching import epoch_batches, make_batch
+from training.batching import build_prefix_cache, epoch_batches, make_batch
 from training.catalog import load_catalog
 from training.config import TrainConfig, load_train_config
 from training.data import SRSItem, load_srs
 from training.evaluation import compute_metrics
 from training.model.checkpoint import EIGMLRanker, save_checkpoint
 from training.model.eigml import EIGML, sticker_emotion_targets
+from training.model.emotion import EmotionTaggerConfig, build_emotion_tagger
 from training.paths import Paths
 from training.plots import plot_history
 from training.sticker_bank import build_sticker_bank
@@ -133,8 +134,20 @@ def train(cfg: TrainConfig, paths: Paths, env: DistEnv = DistEnv()) -> Path:
     sticker_ids = sorted({c for item in train_items + dev_items for c in item.candidates})
     bank = build_sticker_bank(catalog, sticker_ids, model.cached_image_features(paths.cache_dir / "features"),
                               style_packs=cfg.data.style_packs, progress=env.is_main)
-    targets = sticker_emotion_targets(bank, train_items)
+    tagger = build_emotion_tagger(EmotionTaggerConfig(kind=cfg.data.emotion_tagger,
+                                                      cache_dir=paths.cache_dir / "jieba")) \
+        if cfg.data.emotion_tagger else None
+    targets = sticker_emotion_targets(
+        bank, train_items,
+        (lambda ids: tagger.tag([catalog.describe(s, "en") for s in ids])) if tagger else None)
+    pseudo = None
+    if tagger is not None and cfg.data.pseudo_emotion_weight > 0:
+        unlabelled = [item for item in train_items if item.emotion is None]
+        tagged = tagger.tag([item.dialogue.turns[-1].text for item in unlabelled]) if unlabelled else []
+        pseudo = {item.id: row for item, row in zip(unlabelled, tagged, strict=True)}
     intention_index = {label: i for i, label in enumerate(intention_labels)}
+    prefixes = (build_prefix_cache(train_items, model.text_encoder, progress=env.is_main)
+                if model.text_encoder.uses_prefix else None)
 
     steps_per_epoch = max(1, len(train_items) // (cfg.optim.batch_size * env.world_size))
     total_steps = cfg.optim.max_steps or max(1, math.ceil(cfg.optim.epochs * steps_per_epoch))
@@ -184,7 +197,9 @@ def train(cfg: TrainConfig, paths: Paths, env: DistEnv = DistEnv()) -> Path:
             if step >= total_steps:
                 break
             batch = make_batch([train_items[i] for i in indices], model.text_encoder.tokenize, bank,
-                               intention_index, style_prob=cfg.data.style_prob, generator=generator)
+                               intention_index, style_prob=cfg.data.style_prob, generator=generator,
+                               prefixes=[prefixes[i] for i in indices] if prefixes is not None else None,
+                               pseudo_emotions=pseudo, pseudo_weight=cfg.data.pseudo_emotion_weight)
             terms = wrapped(batch, bank.features, targets)
             loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)

@@ -10,7 +10,7 @@ Training adds BCE on the final score, label heads, EIKS' auxiliary losses and th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -218,9 +218,12 @@ class EIGML(nn.Module):
         return a["intention_logits"].softmax(-1), b["intention_logits"].softmax(-1)
 
 
-def sticker_emotion_targets(bank: StickerBank, items: Sequence[SRSItem]) -> Tensor:
-    """(rows, E) emotion distribution of each bank row from the labelled answers it is (zeros: unlabelled).
+def sticker_emotion_targets(bank: StickerBank, items: Sequence[SRSItem],
+                            tag_stickers: Callable[[Sequence[str]], np.ndarray] | None = None) -> Tensor:
+    """(rows, E) emotion distribution of each bank row (zeros: unknown).
 
+    From the emotions of the labelled items it answers; a sticker that answers none gets
+    `tag_stickers(ids)` (e.g. an emotion tagger over its pack's names and tags), when given.
     A sticker's other-pack art (its variants) shares its distribution.
     """
     counts = torch.zeros(bank.features.shape[0], len(EMOTIONS))
@@ -228,6 +231,10 @@ def sticker_emotion_targets(bank: StickerBank, items: Sequence[SRSItem]) -> Tens
         e = emotion_index(item.emotion)
         if e is not None and item.answer in bank.index:
             counts[bank.index[item.answer], e] += 1
+    unlabelled = [i for i in range(len(bank)) if counts[i].sum() == 0]
+    if tag_stickers is not None and unlabelled:
+        tagged = torch.as_tensor(tag_stickers([bank.ids[i] for i in unlabelled]), dtype=torch.float32)
+        counts[unlabelled] = tagged
     for row, variants in enumerate(bank.variants):
         for v in variants:
             counts[v] = counts[row]

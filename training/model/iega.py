@@ -1,0 +1,134 @@
+"""Matching heads that give the vision-language logit p_vl (B, K) of each candidate sticker.
+
+`IEGAHead` (intention- and emotion-guided attention): the dialogue's intention and emotion vectors
+(B, 2, D) attend over each candidate sticker's patch features, and an MLP fuses the query vectors, the
+attended vectors, the sticker's visual vector and the dialogue's pooled vector into one logit.
+`CosineHead` is the ablation without IEGA: a scaled cosine between dialogue and sticker vectors.
+
+Patches come either per candidate, (B, K, T, D) with a (B, K, T) padding mask, or as one bank shared by
+the batch, (N, T, D) with a (N, T) mask and `candidates` (B, K) indexing it. With a bank, the key/value
+projections run once per distinct candidate sticker instead of once per (dialogue, candidate) pair.
+Masks follow nn.MultiheadAttention: True marks padding. Every candidate needs one unpadded patch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+MatchingKind = Literal["iega", "cosine"]
+
+
+class MatchingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: MatchingKind = "iega"
+    heads: int = Field(default=4, ge=1)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    hidden: int = Field(default=512, ge=1)
+    # also feed element-wise products (dialogue·visual, query·attended): an MLP over a plain
+    # concatenation finds similarity only slowly
+    interactions: bool = True
+    cosine_scale: float = Field(default=10.0, gt=0.0)  # initial logit scale of the cosine head
+
+
+class IEGAHead(nn.Module):
+    def __init__(self, config: MatchingConfig, dim: int) -> None:
+        super().__init__()
+        if dim % config.heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {config.heads}")
+        self.config = config
+        self.attention = nn.MultiheadAttention(dim, config.heads, dropout=config.dropout, batch_first=True)
+        n_inputs = 9 if config.interactions else 6
+        self.fusion = nn.Sequential(
+            nn.LayerNorm(n_inputs * dim),
+            nn.Linear(n_inputs * dim, config.hidden),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, 1),
+        )
+
+    def attend(self, queries: Tensor, patches: Tensor, patch_mask: Tensor | None = None,
+               candidates: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Queries (B, Q, D) over each candidate's patches -> attended (B, K, Q, D), weights (B, K, Q, T).
+
+        Weights are averaged over heads; padded patches get exactly zero weight.
+        """
+        if candidates is None:
+            return self._attend_per_candidate(queries, patches, patch_mask)
+        return self._attend_bank(queries, patches, patch_mask, candidates)
+
+    def _attend_per_candidate(self, queries: Tensor, patches: Tensor,
+                              patch_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        b, k, t, d = patches.shape
+        q = queries.repeat_interleave(k, dim=0)  # (B*K, Q, D): row b*K + j is dialogue b
+        mask = patch_mask.reshape(b * k, t) if patch_mask is not None else None
+        attended, weights = self.attention(q, patches.reshape(b * k, t, d), patches.reshape(b * k, t, d),
+                                           key_padding_mask=mask, need_weights=True)
+        return attended.reshape(b, k, -1, d), weights.reshape(b, k, -1, t)
+
+    def _attend_bank(self, queries: Tensor, bank: Tensor, bank_mask: Tensor | None,
+                     candidates: Tensor) -> tuple[Tensor, Tensor]:
+        """The nn.MultiheadAttention computation, with keys/values projected once per distinct sticker."""
+        b, k = candidates.shape
+        _, t, d = bank.shape
+        h = self.config.heads
+        w, bias = self.attention.in_proj_weight, self.attention.in_proj_bias
+        used, inverse = torch.unique(candidates, return_inverse=True)  # inverse (B, K) indexes `used`
+        kv = F.linear(bank[used], w[d:], bias[d:] if bias is not None else None)  # (U, T, 2D)
+        keys, values = kv.reshape(len(used), t, 2, h, d // h).permute(2, 0, 3, 1, 4)  # each (U, h, T, dh)
+        q = F.linear(queries, w[:d], bias[:d] if bias is not None else None)
+        q = q.reshape(b, -1, h, d // h).transpose(1, 2)  # (B, h, Q, dh)
+        # the one per-pair copy: projected keys/values gathered for each (dialogue, candidate)
+        keys, values = keys[inverse], values[inverse]  # (B, K, h, T, dh)
+        scores = torch.einsum("bhqe,bkhte->bkhqt", q, keys) / math.sqrt(d // h)
+        if bank_mask is not None:
+            scores = scores.masked_fill(bank_mask[candidates][:, :, None, None, :], float("-inf"))
+        weights = scores.softmax(dim=-1)
+        dropped = F.dropout(weights, p=self.attention.dropout, training=self.training)
+        attended = torch.einsum("bkhqt,bkhte->bkqhe", dropped, values).reshape(b, k, -1, d)
+        return self.attention.out_proj(attended), weights.mean(dim=2)
+
+    def forward(self, *, intention: Tensor, emotion: Tensor, dialogue: Tensor, visual: Tensor,
+                patches: Tensor | None = None, patch_mask: Tensor | None = None,
+                candidates: Tensor | None = None) -> Tensor:
+        """Logits p_vl (B, K) from (B, D) intention/emotion/dialogue vectors and (B, K, D) sticker vectors."""
+        if patches is None:
+            raise ValueError("IEGAHead needs sticker patch features")
+        queries = torch.stack([intention, emotion], dim=1)  # (B, 2, D)
+        attended, _ = self.attend(queries, patches, patch_mask, candidates)  # (B, K, 2, D)
+        k = visual.shape[1]
+        q = queries[:, None].expand(-1, k, -1, -1)
+        context = dialogue[:, None].expand(-1, k, -1)
+        features = [q[:, :, 0], q[:, :, 1], attended[:, :, 0], attended[:, :, 1], visual, context]
+        if self.config.interactions:
+            features += [context * visual, q[:, :, 0] * attended[:, :, 0], q[:, :, 1] * attended[:, :, 1]]
+        return self.fusion(torch.cat(features, dim=-1)).squeeze(-1)
+
+
+class CosineHead(nn.Module):
+    """p_vl = scale * cos(dialogue, visual) + bias: the matching score without IEGA."""
+
+    def __init__(self, config: MatchingConfig, dim: int) -> None:
+        super().__init__()
+        self.config = config
+        # learned in log space so the scale stays positive
+        self.log_scale = nn.Parameter(torch.tensor(math.log(config.cosine_scale)))
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def forward(self, *, dialogue: Tensor, visual: Tensor, **_: Tensor | None) -> Tensor:
+        cos = F.cosine_similarity(dialogue[:, None, :], visual, dim=-1)  # (B, K)
+        return self.log_scale.exp() * cos + self.bias
+
+
+MATCHING_HEADS: dict[MatchingKind, type[IEGAHead] | type[CosineHead]] = {"iega": IEGAHead, "cosine": CosineHead}
+
+
+def build_matching_head(config: MatchingConfig, dim: int) -> IEGAHead | CosineHead:
+    """The matching head named by `config.kind`; every head takes the same keyword arguments."""
+    return MATCHING_HEADS[config.kind](config, dim)
