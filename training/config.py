@@ -92,8 +92,19 @@ def parse_overrides(args: Sequence[str]) -> dict[str, Any]:
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = _scalar(raw)
     return out
+
+
+def _scalar(raw: str) -> Any:
+    """A YAML scalar, except that YAML 1.1's strings like '1e-4' are read as the numbers they are."""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

@@ -71,7 +71,8 @@ def build_sticker_bank(catalog: Catalog, sticker_ids: Sequence[str], featurize, 
         raise KeyError(f"{len(missing)} sticker ids are not in the catalogue {catalog.root}, e.g. {missing[:5]}")
     rows_ids = list(ids)
     variants: list[list[int]] = [[] for _ in ids]
-    same_art = _same_emoji_index(catalog, style_packs) if style_packs else {}
+    present = [p for p in style_packs if p in catalog.packs]  # a catalogue may lack some art packs
+    same_art = _same_emoji_index(catalog, present) if present else {}
     for i, sticker_id in enumerate(ids):
         for other in same_art.get(_emoji_key(catalog, sticker_id), ()):
             if other != sticker_id:

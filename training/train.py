@@ -210,9 +210,9 @@ def train(cfg: TrainConfig, paths: Paths, env: DistEnv = DistEnv()) -> Path:
             step += 1
             bar.update(1)
             if step % cfg.run.log_every == 0 or step == total_steps:
-                row = {"step": step, "loss": float(loss), **{k: float(v) for k, v in terms.items()}}
+                row = {"step": step, "loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
                 history["train"].append(row)
-                bar.set_postfix(loss=f"{float(loss):.3f}")
+                bar.set_postfix(loss=f"{row['loss']:.3f}")
             if cfg.run.eval_every and step % cfg.run.eval_every == 0:
                 model.eval()
                 evaluate_and_save()

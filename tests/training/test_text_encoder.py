@@ -153,3 +153,25 @@ def test_hub_id_fails_clearly_offline(tmp_path):
         "'bert-base-chinese'" in done.stderr
         and "could not be loaded from the Hugging Face hub" in done.stderr
     )
+
+
+@pytest.mark.parametrize("trainable_layers", [0, 2])
+def test_cached_prefix_equals_full_forward(trainable_layers: int) -> None:
+    from training.model.text_encoder import TextEncoder, TextEncoderConfig
+
+    encoder = TextEncoder(TextEncoderConfig(trainable_layers=trainable_layers)).eval()
+    dialogues = [Dialogue((Turn("A", "hello there, how are you?"), Turn("B", "fine thanks"))),
+                 Dialogue((Turn("A", "ok"),))]
+    tokens = encoder.tokenize(dialogues)
+    with torch.no_grad():
+        full_states, full_pooled = encoder(dict(tokens))
+        prefix = encoder.prefix_states(dict(tokens))
+        states, pooled = encoder(dict(tokens, prefix_states=prefix))
+    mask = tokens["attention_mask"].bool()
+    assert torch.allclose(states[mask], full_states[mask], atol=1e-5)
+    assert torch.allclose(pooled, full_pooled, atol=1e-5)
+    frozen = [n for n, p in encoder.named_parameters() if not p.requires_grad]
+    trainable = [n for n, p in encoder.named_parameters() if p.requires_grad]
+    assert all("embeddings" not in n for n in trainable)
+    assert len({n.split(".layer.")[1].split(".")[0] for n in trainable if ".layer." in n}) == trainable_layers
+    assert frozen

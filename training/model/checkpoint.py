@@ -107,9 +107,10 @@ def load_checkpoint(directory: Path, models_dir: Path | None = None) -> EIGML:
     heads = load_file(str(directory / HEADS_FILE))
     expected = _head_state(model)
     missing, unexpected = sorted(set(expected) - set(heads)), sorted(set(heads) - set(expected))
-    if missing or unexpected:
+    reshaped = sorted(k for k in set(expected) & set(heads) if expected[k].shape != heads[k].shape)
+    if missing or unexpected or reshaped:
         raise CheckpointError(f"{directory}: weights do not fit the config (missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]})")
+                              f"unexpected {unexpected[:5]}, other shape {reshaped[:5]})")
     model.load_state_dict(heads, strict=False)
     model.version = spec["version"]
     return model.eval()

@@ -144,22 +144,27 @@ class TextEncoder(nn.Module):
 
     @torch.no_grad()
     def prefix_states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, L, H) output of the frozen lower layers (dropout off); cacheable per dialogue."""
+        """(B, L, H) output of the frozen lower layers (dropout off); cacheable per dialogue.
+
+        Runs only the embeddings and the frozen layers; equals the full model's hidden_states[split].
+        """
         was_training = self.model.training
         self.model.eval()
         try:
-            states = self.model(**batch, output_hidden_states=True).hidden_states[self.split]
+            states = self.model.embeddings(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"])
+            states = self._run_layers(states, batch["attention_mask"], 0, self.split)
         finally:
             self.model.train(was_training)
         return states
 
-    def _top(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Run the trainable top layers over frozen-prefix states; padding keys are masked out."""
+    def _run_layers(self, states: torch.Tensor, attention_mask: torch.Tensor, start: int,
+                    stop: int | None) -> torch.Tensor:
         additive = (1.0 - attention_mask[:, None, None, :].to(states.dtype)) * torch.finfo(states.dtype).min
-        for layer in self._layers()[self.split :]:
+        for layer in self._layers()[start:stop]:
             out = layer(states, attention_mask=additive)
             states = out[0] if isinstance(out, tuple) else out
         return states
+
 
     @classmethod
     def from_pretrained(cls, directory: Path) -> TextEncoder:
@@ -229,7 +234,7 @@ class TextEncoder(nn.Module):
         with torch.set_grad_enabled(self.config.trainable and torch.is_grad_enabled()):
             prefix = batch.pop("prefix_states", None)
             if prefix is not None:
-                states = self._top(prefix.float(), batch["attention_mask"])
+                states = self._run_layers(prefix.float(), batch["attention_mask"], self.split, None)
             else:
                 states = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
