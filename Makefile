@@ -8,7 +8,13 @@ STICKERS_DATA_DIR ?= ../shared/data
 CATALOG ?= $(STICKERS_CACHE_DIR)/catalog/default
 export STICKERS_CACHE_DIR STICKERS_DATA_DIR HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: setup catalog run recommend test test-all lint bench-baselines bench-train bench-report clean
+.PHONY: setup catalog model run recommend test test-all lint bench-baselines bench-train bench-ablations bench-report clean
+
+# The default model is trained from the catalogue alone (no benchmark data), once per version of its
+# config and the model code, and kept outside the clone so fresh clones reuse it.
+MODEL_KEY := $(shell cat configs/default.yaml training/model/*.py | sha1sum | cut -c1-10)
+DEFAULT_RUN := $(STICKERS_CACHE_DIR)/runs/default-$(MODEL_KEY)
+MODEL ?= $(DEFAULT_RUN)/best
 
 setup: $(VENV)/.stamp
 
@@ -24,10 +30,15 @@ $(VENV)/.stamp: pyproject.toml
 catalog: setup
 	$(PY) -m training catalog --out $(CATALOG)
 
-# Quick start, command 1: set up, build the default catalogue, recommend for a dialogue.
+model: catalog
+	test -f $(MODEL)/model.json || $(PY) -m training train --config configs/default.yaml \
+		--data.catalog $(CATALOG) --out-dir $(DEFAULT_RUN)
+
+# Quick start, command 1: set up, build the default catalogue, train (or reuse) the default model,
+# recommend stickers for a dialogue.
 DIALOGUE ?= I failed my driving test again today...
-run: catalog
-	$(PY) -m training recommend --catalog $(CATALOG) --top-k 5 "$(DIALOGUE)"
+run: model
+	$(PY) -m training recommend --catalog $(CATALOG) --model $(MODEL) --top-k 5 "$(DIALOGUE)"
 
 # Quick start, command 2: set up and run the test suite.
 test: setup
@@ -42,6 +53,20 @@ lint: setup
 
 bench-baselines: catalog
 	$(PY) -m training bench-baselines --catalog $(CATALOG) --data-dir $(STICKERS_DATA_DIR) --out docs/results.md
+
+# Benchmark models on the shared data (docs/results.md): about an hour each on 2 cores.
+bench-train: catalog
+	$(PY) -m training train --config configs/xdd_en.yaml --data.catalog $(CATALOG)
+	$(PY) -m training train --config configs/tweeteval.yaml --data.catalog $(CATALOG)
+
+bench-ablations: catalog
+	$(PY) -m training bench-ablations --config configs/ablation_xdd_en.yaml --out-dir runs/ablations/xdd_en \
+		--data.catalog $(CATALOG)
+	$(PY) -m training bench-ablations --config configs/ablation_tweeteval.yaml --out-dir runs/ablations/tweeteval \
+		--data.catalog $(CATALOG)
+
+bench-report: catalog
+	$(PY) -m training bench-report --catalog $(CATALOG) --data-dir $(STICKERS_DATA_DIR) --out docs/results.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -19,6 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recommend": ("training.recommend", "recommend stickers from the whole catalogue for a dialogue"),
     "bench-baselines": ("training.bench", "run the baselines on every dev/val benchmark file"),
     "train": ("training.train", "train an EIGML model from a YAML config"),
+    "bench-ablations": ("training.ablations", "train the full model and each component removed, at one budget"),
+    "bench-report": ("training.report", "score the trained runs on every dev/val file; write docs/results.md"),
+    "export": ("training.export", "export a checkpoint's query encoder to ONNX"),
 }
 
 

@@ -140,12 +140,12 @@ def render_table(rows: Sequence[Row], command: str, notes: Sequence[str]) -> str
     return "\n".join(lines)
 
 
-def update_results(path: Path, block: str) -> None:
-    """Replace the marked block in `path` (append it if there are no markers; create the file if missing)."""
+def update_results(path: Path, block: str, start: str = START, end: str = END) -> None:
+    """Replace the block between `start` and `end` in `path` (append it if absent; create the file if missing)."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
-    if START in text and END in text and text.index(START) < text.index(END):
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1]
+    if start in text and end in text and text.index(start) < text.index(end):
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1]
         text = before + block + after
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"

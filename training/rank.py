@@ -87,7 +87,7 @@ def load_ranker(model: str, catalog: Catalog, **options: object) -> Ranker:
         raise RankError(f"no such baseline or checkpoint: {model} (baselines: {', '.join(BASELINES)})")
     from training.model.checkpoint import load_ranker_from_checkpoint  # heavy; only for checkpoints
 
-    return load_ranker_from_checkpoint(path, catalog)
+    return load_ranker_from_checkpoint(path, catalog, cache_root=parsed.cache_dir)
 
 
 def check_candidates(items: Sequence[SRSItem], catalog: Catalog) -> None:

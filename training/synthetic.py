@@ -14,16 +14,21 @@ from training.catalog import Catalog
 from training.data import SRSItem
 from training.dialogue import Dialogue, Turn
 
-EN_TEMPLATES = ("{text}", "I feel {text}", "{text}!", "that's so {text}", "lol {text}")
-ZH_TEMPLATES = ("{text}", "我{text}", "{text}！", "真是{text}", "太{text}了")
+# Feeling templates only make sense for faces and gestures; other stickers are named plainly.
+FEELING_TEMPLATES = {"en": ("{text}", "I feel {text}", "{text}!", "that's so {text}", "lol {text}"),
+                     "zh": ("{text}", "我{text}", "{text}！", "真是{text}", "太{text}了")}
+PLAIN_TEMPLATES = {"en": ("{text}", "{text}!", "look, {text}"), "zh": ("{text}", "{text}！", "看，{text}")}
+FEELING_CATEGORIES = {"smileys-emotion", "people-body"}
 
 
-def _texts(names: dict[str, str], tags: dict[str, tuple[str, ...]], lang: str, rng: random.Random) -> list[str]:
-    words = [w for w in (names.get(lang), *tags.get(lang, ())) if w]
+def _texts(names: dict[str, str], tags: dict[str, tuple[str, ...]], lang: str, rng: random.Random,
+           category: str | None) -> list[str]:
+    # shortcode-like tags ("flag-bw") read as nobody writes
+    words = [w for w in (names.get(lang), *tags.get(lang, ())) if w and "-" not in w and "_" not in w]
     if not words:
         return []
     rng.shuffle(words)
-    templates = EN_TEMPLATES if lang == "en" else ZH_TEMPLATES
+    templates = (FEELING_TEMPLATES if category in FEELING_CATEGORIES else PLAIN_TEMPLATES)[lang]
     picks = words[:3]
     return [rng.choice(templates).format(text=w) for w in picks]
 
@@ -44,7 +49,7 @@ def catalog_items(catalog: Catalog, *, packs: tuple[str, ...] = ("noto",), num_c
     for sticker_id in ids:
         sticker = catalog[sticker_id]
         for lang in ("en", "zh"):
-            for n, text in enumerate(_texts(dict(sticker.names), dict(sticker.tags), lang, rng)):
+            for n, text in enumerate(_texts(dict(sticker.names), dict(sticker.tags), lang, rng, sticker.category)):
                 others = rng.sample([s for s in ids if s != sticker_id], num_candidates - 1)
                 candidates = [sticker_id, *others]
                 rng.shuffle(candidates)

@@ -8,6 +8,7 @@ evaluates on dev every `run.eval_every` steps, keeps the best checkpoint by `run
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -83,6 +84,27 @@ def load_items(cfg: TrainConfig, paths: Paths, catalog) -> tuple[list[SRSItem], 
     return train, dev
 
 
+def cached_prefixes(items: list[SRSItem], model: EIGML, root: Path, progress: bool) -> list[torch.Tensor]:
+    """The frozen text layers' output for every item, kept on disk by (encoder, split, items) so that
+    ablations and reruns over the same data skip the largest fixed cost of a run."""
+    encoder = model.text_encoder
+    digest = hashlib.sha256(json.dumps({
+        "encoder": encoder.config.model_dump(mode="json", exclude={"trainable_layers", "dropout"}),
+        "split": encoder.split,
+        "weights": [float(p.detach().double().sum()) for p in encoder.model.embeddings.parameters()],
+        "items": [(i.id, [(t.speaker, t.text) for t in i.dialogue.turns], i.dialogue.responder) for i in items],
+    }, sort_keys=True).encode()).hexdigest()[:16]
+    path = root / f"{digest}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    prefixes = build_prefix_cache(items, encoder, progress=progress)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # DDP processes may write at once
+    torch.save(prefixes, tmp)
+    tmp.replace(path)
+    return prefixes
+
+
 def select_value(metrics, name: str) -> float:
     value = getattr(metrics, name)
     if value is None:  # e.g. macro R@1 on data without emotion labels
@@ -146,7 +168,7 @@ def train(cfg: TrainConfig, paths: Paths, env: DistEnv = DistEnv()) -> Path:
         tagged = tagger.tag([item.dialogue.turns[-1].text for item in unlabelled]) if unlabelled else []
         pseudo = {item.id: row for item, row in zip(unlabelled, tagged, strict=True)}
     intention_index = {label: i for i, label in enumerate(intention_labels)}
-    prefixes = (build_prefix_cache(train_items, model.text_encoder, progress=env.is_main)
+    prefixes = (cached_prefixes(train_items, model, paths.cache_dir / "prefix", progress=env.is_main)
                 if model.text_encoder.uses_prefix else None)
 
     steps_per_epoch = max(1, len(train_items) // (cfg.optim.batch_size * env.world_size))
