@@ -8,7 +8,7 @@ STICKERS_DATA_DIR ?= ../shared/data
 CATALOG ?= $(STICKERS_CACHE_DIR)/catalog/default
 export STICKERS_CACHE_DIR STICKERS_DATA_DIR HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: setup catalog model run recommend test test-all lint bench-baselines bench-train bench-ablations bench-report clean
+.PHONY: setup catalog model index onnx run serve recommend test test-all lint bench-baselines bench-train bench-ablations bench-report clean
 
 # The default model is trained from the catalogue alone (no benchmark data), once per version of its
 # config and the model code, and kept outside the clone so fresh clones reuse it.
@@ -34,10 +34,30 @@ model: catalog
 	test -f $(MODEL)/model.json || $(PY) -m training train --config configs/default.yaml \
 		--data.catalog $(CATALOG) --out-dir $(DEFAULT_RUN)
 
-# Quick start, command 1: set up, build the default catalogue, train (or reuse) the default model,
-# recommend stickers for a dialogue.
+INDEX ?= $(STICKERS_CACHE_DIR)/index/default-$(MODEL_KEY)
+PORT ?= 8000
+
+index: model
+	test -f $(INDEX)/CURRENT || $(PY) -m index build --model $(MODEL) --catalog $(CATALOG) --out $(INDEX)
+
+onnx: model
+	test -f $(MODEL)/query_encoder.onnx || $(PY) -m training export --model $(MODEL) --out $(MODEL)/query_encoder.onnx
+
+# Quick start, command 1: set up, build the catalogue, train (or reuse) the default model, build the
+# index, export the query encoder, and serve POST /recommend on port $(PORT).
+run: index onnx
+	@echo
+	@echo "Serving on http://127.0.0.1:$(PORT) once /readyz says ready. Try:"
+	@echo "  curl -s http://127.0.0.1:$(PORT)/recommend -H 'content-type: application/json' \\"
+	@echo "    -d '{\"dialogue\": [{\"speaker\": \"A\", \"text\": \"I failed my driving test again\"}], \"top_k\": 5}'"
+	@echo
+	$(PY) -m service --model $(MODEL) --index $(INDEX) --catalog $(CATALOG) --port $(PORT) --threads 1
+
+serve: run
+
+# Recommend from the command line, without the service.
 DIALOGUE ?= I failed my driving test again today...
-run: model
+recommend: model
 	$(PY) -m training recommend --catalog $(CATALOG) --model $(MODEL) --top-k 5 "$(DIALOGUE)"
 
 # Quick start, command 2: set up and run the test suite.

@@ -1,0 +1,3 @@
+"""The sticker recommendation HTTP service: `python -m service` (FastAPI + uvicorn)."""
+
+__version__ = "0.1.0"

@@ -37,6 +37,10 @@ class DataConfig(_Strict):
     # Items without an emotion label get a lexicon tagger's reading of their last turn as a soft target
     # (weighted by pseudo_emotion_weight), and stickers without labelled answers get their tags' reading.
     emotion_tagger: TaggerKind | None = "auto"
+    # Ranking and emotion losses weigh each item by (1 / frequency of its class)^balance_power, the class
+    # being the reply's emotion where labelled, else its answer sticker; normalised to mean 1 over the data.
+    # 0 trains for plain R@1; toward 1 for recall averaged over classes (macro R@1, macro-F1).
+    balance_power: float = Field(default=0.0, ge=0.0, le=1.0)
     pseudo_emotion_weight: float = 0.3
 
 

@@ -14,6 +14,7 @@ import math
 import os
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +106,16 @@ def cached_prefixes(items: list[SRSItem], model: EIGML, root: Path, progress: bo
     return prefixes
 
 
+def class_balance_weights(items: list[SRSItem], power: float) -> torch.Tensor | None:
+    """(N,) item weights (1/frequency of the item's class)^power, mean 1; None when power is 0."""
+    if power == 0:
+        return None
+    classes = [item.emotion if item.emotion is not None else item.answer for item in items]
+    counts = Counter(classes)
+    weights = torch.tensor([(len(items) / counts[c]) ** power for c in classes])
+    return weights / weights.mean()
+
+
 def select_value(metrics, name: str) -> float:
     value = getattr(metrics, name)
     if value is None:  # e.g. macro R@1 on data without emotion labels
@@ -168,6 +179,7 @@ def train(cfg: TrainConfig, paths: Paths, env: DistEnv = DistEnv()) -> Path:
         tagged = tagger.tag([item.dialogue.turns[-1].text for item in unlabelled]) if unlabelled else []
         pseudo = {item.id: row for item, row in zip(unlabelled, tagged, strict=True)}
     intention_index = {label: i for i, label in enumerate(intention_labels)}
+    weights = class_balance_weights(train_items, cfg.data.balance_power)
     prefixes = (cached_prefixes(train_items, model, paths.cache_dir / "prefix", progress=env.is_main)
                 if model.text_encoder.uses_prefix else None)
 
@@ -222,6 +234,8 @@ def train(cfg: TrainConfig, paths: Paths, env: DistEnv = DistEnv()) -> Path:
                                intention_index, style_prob=cfg.data.style_prob, generator=generator,
                                prefixes=[prefixes[i] for i in indices] if prefixes is not None else None,
                                pseudo_emotions=pseudo, pseudo_weight=cfg.data.pseudo_emotion_weight)
+            if weights is not None:
+                batch.item_weight = weights[indices]
             terms = wrapped(batch, bank.features, targets)
             loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)

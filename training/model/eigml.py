@@ -165,12 +165,15 @@ class EIGML(nn.Module):
         stickers = self.encode_stickers(features[used])
         final = self.score(self._query_encoding(out), stickers, inverse)
         mask = batch.candidate_mask
-        terms = {"bce": w.bce * F.binary_cross_entropy(final[mask], batch.targets[mask])}
+        item_weight = batch.item_weight if batch.item_weight is not None else torch.ones(len(batch))
+        bce = F.binary_cross_entropy(final, batch.targets, reduction="none") * mask
+        per_item = bce.sum(dim=1) / mask.sum(dim=1)
+        terms = {"bce": w.bce * (per_item * item_weight).sum() / item_weight.sum()}
 
-        has_emotion = batch.emotion_weight > 0
-        if has_emotion.any():
+        emotion_weight = batch.emotion_weight * item_weight
+        if (emotion_weight > 0).any():
             ce = soft_cross_entropy(out["emotion_logits"], batch.emotion_target)
-            terms["emotion"] = w.emotion * (ce * batch.emotion_weight).sum() / batch.emotion_weight.sum()
+            terms["emotion"] = w.emotion * (ce * emotion_weight).sum() / emotion_weight.sum()
         has_act = batch.act >= 0
         if self.intention_head is not None and has_act.any():
             terms["intention"] = w.intention * F.cross_entropy(out["intention_logits"][has_act],

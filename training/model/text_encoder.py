@@ -151,7 +151,8 @@ class TextEncoder(nn.Module):
         was_training = self.model.training
         self.model.eval()
         try:
-            states = self.model.embeddings(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"])
+            embeddings: nn.Module = self.model.embeddings  # type: ignore[assignment]
+            states = embeddings(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"])
             states = self._run_layers(states, batch["attention_mask"], 0, self.split)
         finally:
             self.model.train(was_training)

@@ -1,0 +1,65 @@
+"""Sticker encodings for the index: backbone features (through the on-disk feature cache) -> EIGML heads."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from index.store import StickerArrays
+from training.catalog import Catalog
+from training.model.eigml import EIGML
+from training.model.interface import StickerEncoding
+
+
+def to_arrays(encoding: StickerEncoding) -> StickerArrays:
+    """Numpy rows as the index stores them: float32, patches float16."""
+    def f32(t: torch.Tensor) -> np.ndarray:
+        return t.detach().to("cpu", torch.float32).numpy()
+
+    return StickerArrays(visual=f32(encoding.visual), emotion=f32(encoding.emotion),
+                         intention=f32(encoding.intention), emotion_probs=f32(encoding.emotion_probs),
+                         patches=encoding.patches.detach().to("cpu", torch.float16).numpy())
+
+
+def empty_arrays(model: EIGML) -> StickerArrays:
+    d, t = model.config.dim, 1 + model.config.patch_grid ** 2
+    return StickerArrays(visual=np.zeros((0, d), np.float32), emotion=np.zeros((0, d), np.float32),
+                         intention=np.zeros((0, d), np.float32),
+                         emotion_probs=np.zeros((0, len(model.emotion_labels)), np.float32),
+                         patches=np.zeros((0, t, d), np.float16))
+
+
+def embed_stickers(model: EIGML, catalog: Catalog, sticker_ids: Sequence[str], *,
+                   feature_cache: Path | None = None, batch_size: int = 64,
+                   progress: bool = True) -> StickerArrays:
+    """Rows in `sticker_ids` order, encoded in eval mode on the model's device.
+
+    Backbone features come from the feature cache under `feature_cache` when given (and filled there),
+    so re-indexing a catalogue costs only the cheap heads.
+    """
+    if not sticker_ids:
+        return empty_arrays(model)
+    featurize = (model.cached_image_features(feature_cache) if feature_cache is not None
+                 else model.image_features)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    parts = []
+    try:
+        for start in tqdm(range(0, len(sticker_ids), batch_size), desc="embedding stickers", unit="batch",
+                          disable=not progress):
+            images = [catalog.open_image(s) for s in sticker_ids[start:start + batch_size]]
+            with torch.inference_mode():
+                parts.append(to_arrays(model.encode_stickers(featurize(images).to(device))))
+    finally:
+        model.train(was_training)
+    return StickerArrays.concat(parts)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

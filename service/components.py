@@ -1,0 +1,95 @@
+"""The heavy objects a replica serves with, loaded once (at startup, in a thread) and injected into the app.
+
+`load_components(settings, ...)` reads the checkpoint, the query encoder (ONNX Runtime when exported,
+else PyTorch), the index version Redis names (else the root's CURRENT) and picks the cache. Tests build
+`Components` from objects they already hold with `assemble`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.cache import MemoryCache, RedisCache, connect_redis
+from service.index_sync import IndexSync
+from service.indexes import BuildIndex, LoadIndex
+from service.metrics import ServiceMetrics
+from service.recommender import QueryCache, QueryEncoderLike, Recommender, SearchIndex
+from service.settings import Settings
+from training.dialogue import Dialogue, Turn
+from training.model.eigml import EIGML
+
+log = logging.getLogger(__name__)
+WARM_UP = Dialogue((Turn("A", "hello, how are you?"), Turn("B", "great, thanks!")))
+
+
+@dataclass
+class Components:
+    metrics: ServiceMetrics
+    recommender: Recommender
+    load_index: LoadIndex  # (root, version | None) -> index, for reloads
+    build_index: BuildIndex  # (root) -> version: rebuild from the catalogue, publish under root
+
+
+def make_cache(settings: Settings, metrics: ServiceMetrics) -> QueryCache:
+    if settings.redis_url:
+        return RedisCache(connect_redis(settings.redis_url, settings.redis_timeout_seconds), settings.redis_prefix,
+                          settings.cache_ttl_seconds, metrics)
+    return MemoryCache(settings.cache_entries, settings.cache_ttl_seconds, metrics)
+
+
+def default_load_index(root: Path, version: str | None) -> SearchIndex:
+    from index.search import load_index
+
+    return load_index(root, version)
+
+
+def default_build_index(settings: Settings, model: EIGML) -> BuildIndex:
+    """Rebuilds with the loaded model from the configured catalogue (image features cached on disk)."""
+    def build(root: Path) -> str:
+        from index.build import build_index
+        from training.catalog import load_catalog
+
+        catalog = load_catalog(settings.catalog)
+        return build_index(model, catalog, root, factory=settings.index_factory, device=settings.reindex_device,
+                           feature_cache=settings.feature_cache, publish=True)
+
+    return build
+
+
+def assemble(settings: Settings, metrics: ServiceMetrics, model: EIGML, encoder: QueryEncoderLike,
+             index: SearchIndex, *, load_index: LoadIndex = default_load_index,
+             build_index: BuildIndex | None = None) -> Components:
+    """Components from loaded objects; MismatchError when the index was built with another model."""
+    recommender = Recommender(model, encoder, index, candidates=settings.candidates,
+                              cache=make_cache(settings, metrics), on_stage=metrics.observe_stage)
+    return Components(metrics=metrics, recommender=recommender, load_index=load_index,
+                      build_index=build_index or default_build_index(settings, model))
+
+
+def load_startup_index(settings: Settings, sync: IndexSync | None,
+                       load_index: LoadIndex = default_load_index) -> SearchIndex:
+    """The version Redis names when this replica has it, else the root's CURRENT."""
+    version = sync.current_version() if sync is not None else None
+    if version is not None:
+        try:
+            return load_index(settings.index, version)
+        except (OSError, LookupError, ValueError) as error:  # index.store.IndexStoreError is a ValueError
+            log.warning("redis names index %s, which is not loadable here (%s); loading CURRENT", version, error)
+    return load_index(settings.index, None)
+
+
+def load_components(settings: Settings, metrics: ServiceMetrics, sync: IndexSync | None = None) -> Components:
+    from training.export import QueryEncoder
+    from training.model.checkpoint import load_checkpoint
+
+    model = load_checkpoint(settings.model, models_dir=settings.models_dir)
+    encoder = QueryEncoder(model, settings.resolved_onnx_path, settings.encoder_backend, settings.threads)
+    index = load_startup_index(settings, sync)
+    # one request through a throwaway recommender (no cache, no metrics): lazy initialisation in the
+    # encoder runtime and torch happens now, before /readyz says ready, not in the first user's request
+    Recommender(model, encoder, index, candidates=settings.candidates).recommend(WARM_UP, top_k=1)
+    log.info("model %s (%s encoder), index %s with %d stickers", model.version, encoder.backend, index.version,
+             len(index))
+    return assemble(settings, metrics, model, encoder, index)

@@ -1,0 +1,283 @@
+"""The recommendation pipeline, free of any web framework: encode -> retrieve -> rerank -> top_k hits.
+
+`Recommender.recommend_many` serves a micro-batch: dialogue encodings come from the cache or one batched
+encoder call, each request retrieves its top `candidates` stickers from the index (its own pack filter and
+exclusions), and one `EIGML.score` call reranks every request's candidates with the full model. The
+ranking equals `EIGMLRanker` over the same candidates. The index reference is read once per batch, so a
+hot swap (`swap_index`) never changes the index under a batch in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import unicodedata
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+from urllib.parse import quote
+
+import numpy as np
+import torch
+
+from service.encodings import encoding_rows, pack_encoding, stack_rows, unpack_encoding
+from training.dialogue import Dialogue
+from training.model.eigml import EIGML
+from training.model.interface import QueryEncoding, StickerEncoding
+from training.model.text_encoder import responder_of
+
+Stage = Literal["encode", "retrieve", "rerank"]
+
+
+class QueryEncoderLike(Protocol):
+    """`training.export.QueryEncoder`: ONNX Runtime or PyTorch, same fields as `EIGML.encode_dialogues`."""
+
+    @property
+    def backend(self) -> str: ...
+
+    def encode(self, dialogues: Sequence[Dialogue]) -> QueryEncoding: ...
+
+
+class StickerInfoLike(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def image_path(self) -> Path: ...
+    @property
+    def pack(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def emoji(self) -> str | None: ...
+    @property
+    def emotion(self) -> str: ...
+
+
+class SearchIndex(Protocol):
+    """`index.search.StickerIndex`: inner-product search over `StickerEncoding.visual`, versioned."""
+
+    version: str
+    model_version: str
+    ids: list[str]
+
+    def __len__(self) -> int: ...
+
+    def search(self, queries: np.ndarray, top_n: int, *, packs: Collection[str] | None = None,
+               exclude: Collection[str] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def encodings(self) -> StickerEncoding: ...
+
+    def sticker(self, row: int) -> StickerInfoLike: ...
+
+    def row(self, sticker_id: str) -> int: ...
+
+
+class QueryCache(Protocol):
+    """A bytes store for dialogue encodings; failures are the cache's business (it answers misses)."""
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
+
+    def put_many(self, items: Mapping[str, bytes]) -> None: ...
+
+
+class MismatchError(ValueError):
+    """An index built with another model version than the loaded model."""
+
+
+@dataclass(frozen=True)
+class RecommendRequest:
+    dialogue: Dialogue
+    top_k: int = 5
+    packs: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    sticker_id: str
+    pack: str
+    score: float  # final SAMM score in (0, 1)
+    image_url: str
+    emotion: str  # the sticker's most likely emotion (training.labels.EMOTIONS)
+    name: str | None = None
+    emoji: str | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class RecommendResult:
+    hits: list[Hit]
+    emotion: Prediction  # the dialogue's predicted emotion
+    intention: Prediction | None  # top dialogue act; None when the model has no intention labels
+    model_version: str
+    index_version: str
+
+
+@dataclass(frozen=True)
+class LoadedIndex:
+    index: SearchIndex
+    packs: frozenset[str]
+
+
+def image_url(sticker_id: str) -> str:
+    return f"/stickers/{quote(sticker_id, safe='/')}"
+
+
+def load_index_view(index: SearchIndex) -> LoadedIndex:
+    return LoadedIndex(index=index, packs=frozenset(index.sticker(row).pack for row in range(len(index))))
+
+
+class Recommender:
+    def __init__(self, model: EIGML, encoder: QueryEncoderLike, index: SearchIndex, *, candidates: int = 100,
+                 cache: QueryCache | None = None,
+                 on_stage: Callable[[Stage, float], None] | None = None) -> None:
+        self.model = model.eval()
+        self.encoder = encoder
+        self.candidates = candidates
+        self.cache = cache
+        self.on_stage = on_stage
+        self._loaded = self._check(index)
+
+    # ---- index -------------------------------------------------------------------------------------
+    def _check(self, index: SearchIndex) -> LoadedIndex:
+        if index.model_version != self.model.version:
+            raise MismatchError(f"index {index.version} was built with model {index.model_version}, "
+                                f"but the loaded model is {self.model.version}")
+        return load_index_view(index)
+
+    @property
+    def index(self) -> SearchIndex:
+        return self._loaded.index
+
+    @property
+    def packs(self) -> frozenset[str]:
+        return self._loaded.packs
+
+    def swap_index(self, index: SearchIndex) -> SearchIndex:
+        """Serve `index` from the next batch on (one reference assignment); returns the previous index."""
+        loaded = self._check(index)
+        previous, self._loaded = self._loaded.index, loaded
+        return previous
+
+    def unknown_packs(self, packs: Collection[str] | None) -> list[str]:
+        return sorted(set(packs or ()) - self._loaded.packs)
+
+    # ---- pipeline ----------------------------------------------------------------------------------
+    def recommend(self, dialogue: Dialogue, top_k: int = 5, packs: Collection[str] | None = None,
+                  exclude: Collection[str] | None = None) -> RecommendResult:
+        request = RecommendRequest(dialogue, top_k, tuple(packs) if packs is not None else None,
+                                   tuple(exclude) if exclude is not None else None)
+        return self.recommend_many([request])[0]
+
+    def recommend_many(self, requests: Sequence[RecommendRequest]) -> list[RecommendResult]:
+        """One result per request, in order; the whole batch is served by one index version."""
+        if not requests:
+            return []
+        loaded = self._loaded  # read once: a concurrent swap_index affects the next batch only
+        with torch.inference_mode():
+            start = time.perf_counter()
+            queries = self.encode([r.dialogue for r in requests])
+            start = self._stage("encode", start)
+            retrieved = self._retrieve(loaded, queries.query, requests)
+            start = self._stage("retrieve", start)
+            scores = self._rerank(loaded, queries, retrieved)
+            self._stage("rerank", start)
+        return [self._result(loaded, queries, i, request, rows, row_scores)
+                for i, (request, rows, row_scores) in enumerate(zip(requests, retrieved, scores, strict=True))]
+
+    def _stage(self, stage: Stage, start: float) -> float:
+        now = time.perf_counter()
+        if self.on_stage is not None:
+            self.on_stage(stage, now - start)
+        return now
+
+    def cache_key(self, dialogue: Dialogue) -> str:
+        """Hash of what the encoder sees: the kept turns' stripped NFC text and whether the responder sent
+        each (speaker names are irrelevant beyond that), plus the model version."""
+        responder = responder_of(dialogue)
+        turns = dialogue.turns[-self.model.config.text.max_turns :]
+        view = [[responder is not None and t.speaker == responder, unicodedata.normalize("NFC", t.text.strip())]
+                for t in turns]
+        payload = json.dumps([self.model.version, view], ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def encode(self, dialogues: Sequence[Dialogue]) -> QueryEncoding:
+        """(B, ...) encodings: cached ones reused, the rest encoded in one call (duplicates once)."""
+        keys = [self.cache_key(d) for d in dialogues]
+        unique = list(dict.fromkeys(keys))
+        found = self.cache.get_many(unique) if self.cache is not None else [None] * len(unique)
+        rows: dict[str, dict[str, np.ndarray]] = {}
+        for key, data in zip(unique, found, strict=True):
+            if data is not None:
+                try:
+                    rows[key] = unpack_encoding(data)
+                except ValueError:
+                    pass  # a corrupt or foreign value is a miss
+        missing = [k for k in unique if k not in rows]
+        if missing:
+            by_key = dict(zip(keys, dialogues, strict=True))  # equal keys: the encoder sees the same input
+            fresh = encoding_rows(self.encoder.encode([by_key[k] for k in missing]))
+            rows.update(zip(missing, fresh, strict=True))
+            if self.cache is not None:
+                self.cache.put_many({k: pack_encoding(rows[k]) for k in missing})
+        return stack_rows([rows[k] for k in keys])
+
+    def _retrieve(self, loaded: LoadedIndex, queries: torch.Tensor,
+                  requests: Sequence[RecommendRequest]) -> list[np.ndarray]:
+        """Each request's candidate rows, best retrieval score first (padding dropped)."""
+        vectors = np.ascontiguousarray(queries.numpy(), dtype=np.float32)
+        groups: dict[tuple[tuple[str, ...] | None, tuple[str, ...] | None], list[int]] = {}
+        for i, r in enumerate(requests):
+            packs = tuple(sorted(set(r.packs) & loaded.packs)) if r.packs is not None else None
+            exclude = tuple(sorted(set(r.exclude))) if r.exclude else None
+            groups.setdefault((packs, exclude), []).append(i)
+        out: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(requests)
+        for (packs, exclude), members in groups.items():
+            if packs == ():
+                continue  # only unknown packs: nothing to recommend from
+            _, rows = loaded.index.search(vectors[members], self.candidates, packs=packs, exclude=exclude)
+            for i, row in zip(members, rows, strict=True):
+                out[i] = row[row >= 0].astype(np.int64)
+        return out
+
+    def _rerank(self, loaded: LoadedIndex, queries: QueryEncoding, retrieved: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Final scores (per request, aligned with its rows) from one `EIGML.score` call over the batch."""
+        width = max(len(rows) for rows in retrieved)
+        if width == 0:
+            return [np.empty(0, dtype=np.float32) for _ in retrieved]
+        # score only the stickers this batch uses: the bank's other rows are never read
+        used, inverse = np.unique(np.concatenate(retrieved), return_inverse=True)
+        stickers = loaded.index.encodings()
+        subset = StickerEncoding(*(t[torch.from_numpy(used)] for t in stickers))
+        candidates = torch.zeros(len(retrieved), width, dtype=torch.long)
+        start = 0
+        for i, rows in enumerate(retrieved):
+            candidates[i, : len(rows)] = torch.from_numpy(inverse[start : start + len(rows)])
+            start += len(rows)
+        scores = self.model.score(queries, subset, candidates).float().numpy()
+        return [scores[i, : len(rows)] for i, rows in enumerate(retrieved)]
+
+    def _result(self, loaded: LoadedIndex, queries: QueryEncoding, i: int, request: RecommendRequest,
+                rows: np.ndarray, scores: np.ndarray) -> RecommendResult:
+        order = np.lexsort((rows, -scores))[: request.top_k]  # best score first, ties by index row
+        hits = []
+        for j in order:
+            info = loaded.index.sticker(int(rows[j]))
+            hits.append(Hit(sticker_id=info.id, pack=info.pack, score=float(scores[j]), image_url=image_url(info.id),
+                            emotion=info.emotion, name=info.name, emoji=info.emoji))
+        return RecommendResult(hits=hits, emotion=_top(queries.emotion_probs[i], self.model.emotion_labels),
+                               intention=_top(queries.intention_probs[i], self.model.intention_labels)
+                               if self.model.intention_labels else None,
+                               model_version=self.model.version, index_version=loaded.index.version)
+
+
+def _top(probs: torch.Tensor, labels: Sequence[str]) -> Prediction:
+    k = int(torch.argmax(probs))
+    return Prediction(label=labels[k], probability=float(probs[k]))

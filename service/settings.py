@@ -1,0 +1,71 @@
+"""The service's one typed config: class defaults < environment (`STICKERS_*`) < command-line flags.
+
+Built once at the entry point (`python -m service`); everything below takes the `Settings` it is given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EncoderBackend = Literal["auto", "onnx", "torch"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STICKERS_", extra="forbid", frozen=True)
+
+    # artifacts
+    model: Path = Field(description="EIGML checkpoint folder (model.json, text_encoder/, heads.safetensors)")
+    index: Path = Field(default=Path("~/.cache/stickers/index").expanduser(),
+                        description="index root: versions/<version>/ and the CURRENT pointer")
+    catalog: Path = Field(default=Path("~/.cache/stickers/catalog/default").expanduser(),
+                          description="sticker catalogue root: images are served from here and nowhere else")
+    cache_dir: Path = Field(default=Path("~/.cache/stickers").expanduser(),
+                            description="converted backbone weights (models/) and image features (features/)")
+    onnx_path: Path | None = Field(default=None, description="exported query encoder; default MODEL/query_encoder.onnx")
+    encoder_backend: EncoderBackend = "auto"  # auto: ONNX Runtime when the ONNX file exists, else PyTorch
+    threads: int | None = Field(default=None, ge=1, description="torch / ONNX Runtime intra-op threads")
+
+    # HTTP
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    admin_token: SecretStr | None = None  # None: every admin call is refused (401)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # pipeline
+    candidates: int = Field(default=100, ge=50, le=10_000, description="retrieved per request, then reranked")
+    batch_wait_ms: float = Field(default=2.0, ge=0.0, le=5.0, description="longest wait to grow a micro-batch")
+    max_batch: int = Field(default=32, ge=1, le=256)
+    queue_size: int = Field(default=256, ge=1, description="requests waiting for the model; beyond it: 429")
+    retry_after_seconds: int = Field(default=1, ge=1)
+
+    # cache and index sync
+    redis_url: str | None = None  # None: an in-process LRU cache, no pub/sub
+    redis_timeout_seconds: float = Field(default=0.05, gt=0.0)
+    redis_prefix: str = "stickers:"  # keys: <prefix>query:<hash>, <prefix>index:version; channel <prefix>index
+    cache_ttl_seconds: int = Field(default=3600, ge=1)
+    cache_entries: int = Field(default=10_000, ge=0, description="size of the in-process cache")
+
+    # reindex
+    index_factory: str = "Flat"
+    reindex_device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @field_validator("model", "index", "catalog", "cache_dir", "onnx_path")
+    @classmethod
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def models_dir(self) -> Path:
+        return self.cache_dir / "models"
+
+    @property
+    def feature_cache(self) -> Path:
+        return self.cache_dir / "features"
+
+    @property
+    def resolved_onnx_path(self) -> Path:
+        return self.onnx_path if self.onnx_path is not None else self.model / "query_encoder.onnx"

@@ -1,0 +1,68 @@
+"""Plain helpers shared by the service tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ADMIN_TOKEN = "test-admin-token"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_available(url: str = REDIS_URL) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5).ping())
+    except Exception:
+        return False
+
+
+needs_redis = pytest.mark.skipif(not redis_available(), reason="needs a Redis server at 127.0.0.1:6379")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The app's lifespan plus an in-process async client (requests really run concurrently)."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            yield client
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def dialogue(text: str, *earlier: str) -> list[dict[str, str]]:
+    """Turns alternating A/B, ending with B's `text` (the sticker answers it)."""
+    texts = [*earlier, text]
+    return [{"speaker": "B" if (len(texts) - 1 - i) % 2 == 0 else "A", "text": t} for i, t in enumerate(texts)]
+
+
+TEXTS = ["I am so happy today, great news!", "my dog died, I am heartbroken", "I am furious, he lied to me again",
+         "what? I did not expect that at all", "see you tomorrow", "we won the match!!!",
+         "I failed my driving test again", "thanks so much for the gift"]
+
+
+
+
+def build_tiny_index(model: Any, catalog_dir: Path, root: Path, cache_dir: Path) -> str:
+    from index.build import build_index
+    from training.catalog import load_catalog
+
+    return build_index(model, load_catalog(catalog_dir), root, feature_cache=cache_dir / "features", device="cpu",
+                       progress=False)

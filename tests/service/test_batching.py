@@ -1,0 +1,110 @@
+"""The micro-batcher: batches form under concurrency, a full queue is a fast Overloaded, failures stay alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from service.batching import MicroBatcher
+from service.errors import Overloaded
+from service.metrics import ServiceMetrics
+
+
+def make(process, **kw) -> MicroBatcher[int, int]:  # type: ignore[no-untyped-def]
+    options = dict(max_batch=8, wait_seconds=0.005, queue_size=64, retry_after_seconds=2, metrics=ServiceMetrics())
+    options.update(kw)
+    return MicroBatcher(process, **options)  # type: ignore[arg-type]
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_results() -> None:
+    sizes: list[int] = []
+    threads: set[str] = set()
+
+    def double(items: Sequence[int]) -> list[int]:
+        sizes.append(len(items))
+        threads.add(threading.current_thread().name)
+        time.sleep(0.01)
+        return [2 * i for i in items]
+
+    async def main() -> list[int]:
+        batcher = make(double)
+        batcher.start()
+        try:
+            return list(await asyncio.gather(*(batcher.submit(i) for i in range(40))))
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(main()) == [2 * i for i in range(40)]
+    assert max(sizes) == 8 and sum(sizes) == 40 and len(sizes) <= 6
+    assert threads and all(name.startswith("model") for name in threads)  # never on the event loop thread
+
+
+def test_lone_requests_do_not_wait_for_company() -> None:
+    async def main() -> float:
+        batcher = make(lambda items: list(items), wait_seconds=0.05)  # a wait would stand out
+        batcher.start()
+        try:
+            await batcher.submit(0)
+            start = time.perf_counter()
+            for i in range(20):
+                await batcher.submit(i)
+            return (time.perf_counter() - start) / 20
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(main()) < 0.02  # well under the batch wait: a lone request never waits
+
+
+def test_full_queue_is_refused_at_once() -> None:
+    release = threading.Event()
+
+    def blocked(items: Sequence[int]) -> list[int]:
+        release.wait(10)
+        return list(items)
+
+    async def main() -> None:
+        metrics = ServiceMetrics()
+        batcher = make(blocked, max_batch=1, queue_size=2, metrics=metrics)
+        batcher.start()
+        try:
+            running = asyncio.ensure_future(batcher.submit(0))
+            await asyncio.sleep(0.05)  # the worker holds item 0 in its thread
+            queued = [asyncio.ensure_future(batcher.submit(i)) for i in (1, 2)]
+            await asyncio.sleep(0)
+            start = time.perf_counter()
+            with pytest.raises(Overloaded) as refused:
+                await batcher.submit(3)
+            assert time.perf_counter() - start < 0.05
+            assert refused.value.retry_after_seconds == 2
+            assert metrics.registry.get_sample_value("stickers_rejected_total") == 1
+            assert metrics.registry.get_sample_value("stickers_queue_depth") == 2
+            release.set()
+            assert await running == 0 and await asyncio.gather(*queued) == [1, 2]
+        finally:
+            release.set()
+            await batcher.stop()
+
+    asyncio.run(main())
+
+
+def test_a_failing_request_fails_alone() -> None:
+    def picky(items: Sequence[int]) -> list[int]:
+        if 13 in items:
+            raise ValueError("13 is unlucky")
+        return list(items)
+
+    async def main() -> list[object]:
+        batcher = make(picky)
+        batcher.start()
+        try:
+            return list(await asyncio.gather(*(batcher.submit(i) for i in (11, 12, 13, 14)), return_exceptions=True))
+        finally:
+            await batcher.stop()
+
+    results = asyncio.run(main())
+    assert results[:2] == [11, 12] and results[3] == 14
+    assert isinstance(results[2], ValueError)

@@ -1,0 +1,195 @@
+"""The framework-free pipeline against the obvious slow paths: EIGMLRanker, single requests, no cache."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from service_helpers import TEXTS
+
+from service.cache import MemoryCache
+from service.encodings import pack_encoding, unpack_encoding
+from service.metrics import ServiceMetrics
+from service.recommender import (
+    MismatchError,
+    Recommender,
+    RecommendRequest,
+)
+from training.dialogue import Dialogue, Turn
+from training.labels import EMOTIONS
+
+
+def make_dialogue(text: str, *earlier: str, responder: str | None = None) -> Dialogue:
+    texts = [*earlier, text]
+    turns = tuple(Turn("B" if (len(texts) - 1 - i) % 2 == 0 else "A", t) for i, t in enumerate(texts))
+    return Dialogue(turns, responder=responder)
+
+
+@pytest.fixture
+def recommender(tiny_model: Any, torch_encoder: Any, tiny_index: Any) -> Recommender:
+    return Recommender(tiny_model, torch_encoder, tiny_index, candidates=100)
+
+
+def reference_ranker(model: Any, index: Any, catalog_dir: Path, cache_dir: Path, *, shared_encodings: bool) -> Any:
+    """EIGMLRanker over the index's stickers: its own encodings from the feature cache, or the index's rows."""
+    from training.catalog import load_catalog
+    from training.model.checkpoint import EIGMLRanker
+    from training.sticker_bank import StickerBank
+
+    if not shared_encodings:
+        empty = StickerBank(ids=[], index={}, features=torch.empty(0), variants=[])
+        return EIGMLRanker(model, empty, catalog=load_catalog(catalog_dir), cache_root=cache_dir / "features")
+    bank = StickerBank(ids=list(index.ids), index={s: i for i, s in enumerate(index.ids)},
+                       features=torch.empty(0), variants=[[] for _ in index.ids])
+    ranker = EIGMLRanker(model, bank)
+    ranker._encoding = index.encodings()  # the very rows the service reranks
+    return ranker
+
+
+@pytest.mark.parametrize("shared_encodings", [True, False])
+def test_ranking_equals_eigml_ranker(recommender: Recommender, tiny_model: Any, tiny_index: Any,
+                                     tiny_catalog: Path, cache_dir: Path, shared_encodings: bool) -> None:
+    ranker = reference_ranker(tiny_model, tiny_index, tiny_catalog, cache_dir, shared_encodings=shared_encodings)
+    everything = len(tiny_index)  # candidates (100) cover the tiny catalogue: the same candidate set
+    for text in TEXTS[:4]:
+        d = make_dialogue(text, "hey")
+        result = recommender.recommend(d, top_k=min(everything, 50))
+        scores = ranker.score([d], [list(tiny_index.ids)])[0]
+        expected = sorted(zip(scores, tiny_index.ids, strict=True), key=lambda p: -p[0])
+        got = [(h.score, h.sticker_id) for h in result.hits]
+        assert len(got) == everything
+        assert [s for _, s in got] == [s for _, s in expected]
+        np.testing.assert_allclose([s for s, _ in got], [s for s, _ in expected], atol=1e-5 if shared_encodings else 2e-3)
+
+
+def test_result_fields(recommender: Recommender, tiny_model: Any, tiny_index: Any) -> None:
+    result = recommender.recommend(make_dialogue("I am furious, he lied to me again"), top_k=5)
+    assert len(result.hits) == 5
+    assert result.model_version == tiny_model.version and result.index_version == tiny_index.version
+    assert result.emotion.label in EMOTIONS and 0 < result.emotion.probability <= 1
+    if tiny_model.intention_labels:
+        assert result.intention is not None and result.intention.label in tiny_model.intention_labels
+    else:
+        assert result.intention is None
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores)
+    for hit in result.hits:
+        assert hit.sticker_id in tiny_index.ids and hit.sticker_id.startswith(hit.pack + "/")
+        assert hit.image_url == f"/stickers/{hit.sticker_id}" and hit.emotion in EMOTIONS
+
+
+def test_pack_filter_and_exclude(recommender: Recommender, tiny_index: Any) -> None:
+    d = make_dialogue("my dog died, I am heartbroken")
+    only = recommender.recommend(d, top_k=50, packs=["twemoji"])
+    assert {h.pack for h in only.hits} == {"twemoji"} and len(only.hits) == 12
+    full = recommender.recommend(d, top_k=50)
+    dropped = [h.sticker_id for h in full.hits[:3]]
+    rest = recommender.recommend(d, top_k=50, exclude=dropped)
+    assert [h.sticker_id for h in rest.hits] == [h.sticker_id for h in full.hits[3:]]
+    assert recommender.recommend(d, top_k=5, packs=["no-such-pack"]).hits == []
+    assert recommender.unknown_packs(["noto", "nope"]) == ["nope"]
+
+
+def test_batched_equals_single(recommender: Recommender) -> None:
+    requests = [RecommendRequest(make_dialogue(t, "hey", "hello there"), top_k=k, packs=p, exclude=x)
+                for t, k, p, x in [(TEXTS[0], 5, None, None), (TEXTS[1], 7, ("noto",), None),
+                                   (TEXTS[2], 3, None, ("noto/1f600", "plain/1f601")),
+                                   (TEXTS[3], 10, ("plain", "twemoji"), None), (TEXTS[0], 5, None, None)]]
+    batched = recommender.recommend_many(requests)
+    for request, result in zip(requests, batched, strict=True):
+        single = recommender.recommend_many([request])[0]
+        assert [h.sticker_id for h in result.hits] == [h.sticker_id for h in single.hits]
+        np.testing.assert_allclose([h.score for h in result.hits], [h.score for h in single.hits], atol=1e-5)
+        assert result.emotion.label == single.emotion.label
+
+
+def test_cached_equals_uncached(tiny_model: Any, torch_encoder: Any, tiny_index: Any) -> None:
+    metrics = ServiceMetrics()
+    cached = Recommender(tiny_model, torch_encoder, tiny_index, cache=MemoryCache(100, 60, metrics))
+    plain = Recommender(tiny_model, torch_encoder, tiny_index)
+    d = make_dialogue(TEXTS[5], "hi")
+    first, second, reference = cached.recommend(d), cached.recommend(d), plain.recommend(d)
+    assert metrics.registry.get_sample_value("stickers_cache_hits_total") == 1
+    assert metrics.registry.get_sample_value("stickers_cache_misses_total") == 1
+    assert first == second == reference  # float32 values survive the cache bit for bit
+
+
+def test_cache_key_normalises_what_the_encoder_ignores(recommender: Recommender) -> None:
+    key = recommender.cache_key
+    base = Dialogue((Turn("A", "hello"), Turn("B", "I failed")), responder="A")
+    renamed = Dialogue((Turn("Ann", " hello "), Turn("Bob", "I failed\n")), responder="Ann")
+    assert key(base) == key(renamed)
+    assert key(base) != key(Dialogue(base.turns, responder="B"))  # roles change the token types
+    assert key(base) != key(Dialogue((Turn("A", "hello"), Turn("B", "I passed")), responder="A"))
+
+
+def test_encoding_bytes_roundtrip() -> None:
+    row = {name: np.random.default_rng(0).normal(size=n).astype(np.float32)
+           for name, n in zip(("query", "emotion_probs", "intention_probs", "dialogue", "emotion", "intention"),
+                              (32, 8, 0, 32, 32, 32), strict=True)}
+    back = unpack_encoding(pack_encoding(row))
+    assert all(np.array_equal(back[k], v) for k, v in row.items())
+    for damaged in (pack_encoding(row)[:-4], pack_encoding(row)[:-1], b"", b"\x02\x00\x00\x00{}", b"junk" * 9):
+        with pytest.raises(ValueError):
+            unpack_encoding(damaged)
+
+
+class _OtherModelIndex:
+    """The real index, claiming another model version (an index built with other weights)."""
+
+    def __init__(self, index: Any) -> None:
+        self._index = index
+        self.model_version = "eigml-other"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._index, name)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+def test_mismatched_index_is_refused(recommender: Recommender, tiny_index: Any, tiny_model: Any,
+                                     torch_encoder: Any) -> None:
+    with pytest.raises(MismatchError, match=f"eigml-other.*{tiny_model.version}"):
+        recommender.swap_index(_OtherModelIndex(tiny_index))
+    with pytest.raises(MismatchError):
+        Recommender(tiny_model, torch_encoder, _OtherModelIndex(tiny_index))
+    assert recommender.index is tiny_index
+
+
+def test_swap_is_seen_by_the_next_request(recommender: Recommender, tiny_index: Any) -> None:
+    class Renamed(_OtherModelIndex):
+        def __init__(self, index: Any) -> None:
+            super().__init__(index)
+            self.model_version = index.model_version
+            self.version = "v-next"
+
+    d = make_dialogue(TEXTS[0])
+    before = recommender.recommend(d)
+    assert recommender.swap_index(Renamed(tiny_index)) is tiny_index
+    after = recommender.recommend(d)
+    assert (before.index_version, after.index_version) == (tiny_index.version, "v-next")
+    assert replace(after, index_version=before.index_version) == before
+
+
+def test_a_batch_in_flight_finishes_on_its_index(tiny_model: Any, torch_encoder: Any, tiny_index: Any) -> None:
+    class Next(_OtherModelIndex):
+        def __init__(self, index: Any) -> None:
+            super().__init__(index)
+            self.model_version = index.model_version
+            self.version = "v-next"
+
+    recommender: Recommender
+
+    def swap_mid_batch(stage: str, seconds: float) -> None:
+        if stage == "encode" and recommender.index is tiny_index:
+            recommender.swap_index(Next(tiny_index))  # what a reload from another thread does
+
+    recommender = Recommender(tiny_model, torch_encoder, tiny_index, on_stage=swap_mid_batch)
+    d = make_dialogue(TEXTS[2])
+    assert recommender.recommend(d).index_version == tiny_index.version  # swapped after encode: still the old
+    assert recommender.recommend(d).index_version == "v-next"
