@@ -42,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"service: invalid settings (STICKERS_* environment or flags):\n{error}") from None
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.threads is not None:
+        import faiss
+
         torch.set_num_threads(settings.threads)  # process-wide, so set here, once
+        # one FAISS search over a few thousand vectors is faster single-threaded than paying OpenMP's sync
+        faiss.omp_set_num_threads(settings.threads)
     # one process per replica: the model worker batches across requests; scale with replicas, not workers
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
                 access_log=False, workers=1)

@@ -72,4 +72,4 @@ def test_recall_on_the_default_catalogue(tmp_path: Path, tiny_model: EIGML, fact
     queries = visual[np.random.default_rng(0).choice(len(index), 200, replace=False)]
     _, exact = exact_search(visual, queries, 100)
     _, found = index.search(queries, 100)
-    assert recall_at_k(found, exact, 100) >= 0.95
+    assert recall_at_k(found, exact, 100) >= 0.98  # the bar, at the documented defaults

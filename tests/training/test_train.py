@@ -102,3 +102,39 @@ def test_resume_continues_from_last_state(tiny_catalog: Path, tiny_srs: dict[str
     second = torch.load(tmp_path / "last" / "state.pt", weights_only=False)
     assert second["step"] == 4
     assert [row["step"] for row in second["history"]["train"]] == [1, 2, 3, 4]
+
+
+def test_report_reads_recorded_metrics_and_maps_items_to_other_art(tiny_checkpoint: Path, tiny_catalog: Path,
+                                                                   tiny_srs: dict[str, Path]) -> None:
+    from training.report import in_other_art, recorded_row
+
+    row = recorded_row(tiny_checkpoint, "full")
+    assert row.metrics.map == pytest.approx(read_spec(tiny_checkpoint)["metrics"]["map"])
+    assert row.benchmark == "tiny_dev"
+    catalog = load_catalog(tiny_catalog)
+    items = load_srs(tiny_srs["dev"])
+    mapped = in_other_art(items, catalog, "twemoji")
+    assert len(mapped) == len(items)
+    for before, after in zip(items, mapped, strict=True):
+        assert all(c.startswith("twemoji/") for c in after.candidates)
+        assert catalog[after.answer].emoji == catalog[before.answer].emoji
+    assert in_other_art(items, catalog, "plain") == []  # an images-only pack has no emoji to map by
+
+
+def test_class_balance_weights() -> None:
+    from training.train import class_balance_weights
+
+    items = load_srs_like(["happiness"] * 6 + ["fear"] * 2)
+    assert class_balance_weights(items, 0.0) is None
+    weights = class_balance_weights(items, 1.0)
+    assert weights is not None and weights.mean().item() == pytest.approx(1.0)
+    # full balancing: each class carries the same total weight
+    assert weights[:6].sum().item() == pytest.approx(weights[6:].sum().item())
+
+
+def load_srs_like(emotions: list[str]):
+    from training.data import SRSItem
+    from training.dialogue import Dialogue, Turn
+
+    return [SRSItem(id=str(i), lang="en", dialogue=Dialogue((Turn("A", "x"),)), candidates=("a/1", "a/2"),
+                    answer="a/1", emotion=e) for i, e in enumerate(emotions)]
