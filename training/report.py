@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         update_results(args.out, start=ABL_START, end=ABL_END, block=render(
             ablation_rows, ABL_START, ABL_END,
             "Ablations (`make bench-ablations`): each component removed in turn, all at one reduced budget "
-            "(see configs/ablation.yaml), beside the full model trained at that same budget.", command))
+            "(configs/ablation_xdd_en.yaml, configs/ablation_tweeteval.yaml), beside the full model trained at that same budget.", command))
     print(f"bench-report: {len(main_rows)} main rows, {len(ablation_rows)} ablation rows -> {args.out}",
           file=sys.stderr)
     return 0

@@ -192,6 +192,7 @@ def test_overload_is_a_fast_429_with_retry_after(make_app: Callable[..., Any],
                                                  metric_value: Callable[..., float]) -> None:
     app = make_app(queue_size=2, max_batch=1, retry_after_seconds=3)
     release = threading.Event()
+    entered = threading.Event()
 
     async def main() -> list[tuple[int, float, dict[str, str], Any]]:
         async with serving(app) as client:
@@ -199,6 +200,7 @@ def test_overload_is_a_fast_429_with_retry_after(make_app: Callable[..., Any],
             process = recommender.recommend_many
 
             def slow(requests: Sequence[RecommendRequest]) -> list[RecommendResult]:
+                entered.set()
                 release.wait(10)  # holds the worker so the queue fills
                 return process(requests)
 
@@ -209,8 +211,13 @@ def test_overload_is_a_fast_429_with_retry_after(make_app: Callable[..., Any],
                 r = await client.post("/recommend", json={"dialogue": dialogue(TEXTS[i % len(TEXTS)])})
                 return r.status_code, time.perf_counter() - start, dict(r.headers), r.json()
 
-            tasks = [asyncio.ensure_future(one(i)) for i in range(12)]
+            # the first request must be in the worker before the rest arrive, or a loaded machine
+            # lets it still sit in the queue and one more request is refused
+            tasks = [asyncio.ensure_future(one(0))]
             deadline = time.monotonic() + 30
+            while not entered.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            tasks += [asyncio.ensure_future(one(i)) for i in range(1, 12)]
             while metric_value(app, "stickers_rejected_total") < 9 and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             release.set()
