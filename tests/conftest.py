@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -114,3 +117,16 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_catalog: Path
             os.environ["STICKERS_CACHE_DIR"] = old
     assert code == 0
     return out / "best"
+
+
+@pytest.fixture()
+def run_offline() -> Callable[[str, Path], subprocess.CompletedProcess[str]]:
+    """Run Python code in a fresh process with the hub forbidden and an empty hub cache (HF_HOME)."""
+    repo = Path(__file__).resolve().parents[1]
+
+    def run(code: str, hf_home: Path) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(hf_home)}
+        return subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    return run

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +28,6 @@ from training.model.image_encoder import (
     ImageEncoderConfig,
     image_checksum,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _onnx_path() -> Path:
@@ -258,21 +253,16 @@ def test_trainable_backbone_refuses_a_cache(tmp_path, models_dir):
 
 # --- other backbones ----------------------------------------------------------------------------------
 
+# one transformer layer over 2x2 patches of a 32 px image: enough to check loading and token layout
+TINY_VISION = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                   image_size=32, patch_size=16)
+
 
 def test_local_vit_folder_with_its_own_normalisation(tmp_path):
     from transformers import ViTConfig, ViTModel
 
     torch.manual_seed(0)
-    vit = ViTModel(
-        ViTConfig(
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-            image_size=32,
-            patch_size=16,
-        )
-    ).eval()
+    vit = ViTModel(ViTConfig(**TINY_VISION)).eval()
     vit.save_pretrained(tmp_path)
     (tmp_path / "preprocessor_config.json").write_text(
         '{"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}'
@@ -292,16 +282,7 @@ def test_local_clip_vision_folder_applies_the_final_layernorm(tmp_path):
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     torch.manual_seed(0)
-    clip = CLIPVisionModel(
-        CLIPVisionConfig(
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-            image_size=32,
-            patch_size=16,
-        )
-    ).eval()
+    clip = CLIPVisionModel(CLIPVisionConfig(**TINY_VISION)).eval()
     clip.save_pretrained(tmp_path)
     encoder = ImageEncoder(ImageEncoderConfig(name_or_path=str(tmp_path), image_size=32))
     pixels = torch.randn(1, 3, 32, 32)
@@ -312,14 +293,11 @@ def test_local_clip_vision_folder_applies_the_final_layernorm(tmp_path):
     assert torch.allclose(encoder(pixels), expected, atol=1e-6)
 
 
-def test_hub_id_fails_clearly_offline(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
-    code = (
+def test_hub_id_fails_clearly_offline(tmp_path, run_offline):
+    done = run_offline(
         "from training.model.image_encoder import ImageEncoder, ImageEncoderConfig\n"
-        "ImageEncoder(ImageEncoderConfig(name_or_path='google/vit-base-patch16-224-in21k', image_size=224))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        "ImageEncoder(ImageEncoderConfig(name_or_path='google/vit-base-patch16-224-in21k', image_size=224))",
+        tmp_path,
     )
     assert done.returncode != 0
     assert "'google/vit-base-patch16-224-in21k'" in done.stderr

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from training.dialogue import Dialogue, Turn
 from training.model.text_encoder import TextEncoder, TextEncoderConfig, layout_dialogue, responder_of
 
-REPO = Path(__file__).resolve().parents[2]
 CLS, SEP = 101, 102  # the uncased BERT vocabulary of all-MiniLM-L6-v2
 
 
@@ -139,14 +133,11 @@ def test_save_and_load_round_trip(encoder, tmp_path):
     assert torch.allclose(loaded(batch)[1], encoder(batch)[1], atol=1e-6)
 
 
-def test_hub_id_fails_clearly_offline(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
-    code = (
+def test_hub_id_fails_clearly_offline(tmp_path, run_offline):
+    done = run_offline(
         "from training.model.text_encoder import TextEncoder, TextEncoderConfig\n"
-        "TextEncoder(TextEncoderConfig(name_or_path='bert-base-chinese'))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        "TextEncoder(TextEncoderConfig(name_or_path='bert-base-chinese'))",
+        tmp_path,
     )
     assert done.returncode != 0
     assert (
