@@ -13,6 +13,7 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY eigml eigml
 COPY training training
 COPY index index
 COPY service service

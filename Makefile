@@ -12,7 +12,7 @@ export STICKERS_CACHE_DIR STICKERS_DATA_DIR HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLIN
 
 # The default model is trained from the catalogue alone (no benchmark data), once per version of its
 # config and the model code, and kept outside the clone so fresh clones reuse it.
-MODEL_KEY := $(shell cat configs/default.yaml training/model/*.py | sha1sum | cut -c1-10)
+MODEL_KEY := $(shell cat configs/default.yaml eigml/*.py eigml/model/*.py | sha1sum | cut -c1-10)
 DEFAULT_RUN := $(STICKERS_CACHE_DIR)/runs/default-$(MODEL_KEY)
 MODEL ?= $(DEFAULT_RUN)/best
 
@@ -68,7 +68,7 @@ test-all: setup
 	$(PY) -m pytest -q -m ''
 
 lint: setup
-	$(VENV)/bin/ruff check training index service tests
+	$(VENV)/bin/ruff check eigml training index service tests
 	$(VENV)/bin/mypy index service
 
 bench-baselines: catalog

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.dialogue import Dialogue, Turn
-from training.export import QueryEncoder, export_query_encoder
-from training.paths import Paths
+from eigml.dialogue import Dialogue, Turn
+from eigml.export import QueryEncoder, export_query_encoder
+from eigml.paths import Paths
 
 TURNS = [
     ("guess who just got the job offer from the design studio?", "no way!! you've been waiting for weeks, congrats!",
@@ -47,11 +47,11 @@ def dialogues(batch_size: int) -> list[Dialogue]:
 
 def load_model(checkpoint: Path | None, models_dir: Path):
     if checkpoint is not None:
-        from training.model.checkpoint import load_checkpoint
+        from eigml.checkpoint import load_checkpoint
 
         return load_checkpoint(checkpoint, models_dir=models_dir)
-    from training.model.config import ModelConfig
-    from training.model.eigml import EIGML
+    from eigml.model.config import ModelConfig
+    from eigml.model.eigml import EIGML
 
     model = EIGML(ModelConfig.model_validate({}), intention_labels=("inform", "question", "directive", "commissive"),
                   models_dir=models_dir).eval()

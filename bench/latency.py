@@ -205,9 +205,9 @@ def measure_in_process(args: argparse.Namespace, count: int, naive_count: int) -
     import torch
 
     from index.search import load_index
-    from training.dialogue import Dialogue, Turn
-    from training.export import QueryEncoder
-    from training.model.checkpoint import load_checkpoint
+    from eigml.dialogue import Dialogue, Turn
+    from eigml.export import QueryEncoder
+    from eigml.checkpoint import load_checkpoint
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -301,8 +301,8 @@ def write_section(path: Path, section: str) -> None:
 def export_onnx(args: argparse.Namespace) -> Path:
     import tempfile
 
-    from training.export import export_query_encoder
-    from training.model.checkpoint import load_checkpoint
+    from eigml.export import export_query_encoder
+    from eigml.checkpoint import load_checkpoint
 
     model = load_checkpoint(args.model, models_dir=args.cache_dir / "models")
     path = Path(tempfile.mkdtemp(prefix="latency-onnx-")) / "query_encoder.onnx"
@@ -312,7 +312,7 @@ def export_onnx(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.paths import Paths
+    from eigml.paths import Paths
 
     paths = Paths.from_env()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -342,8 +342,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if current_version(args.index) is None:
             from index.build import build_index
-            from training.catalog import load_catalog
-            from training.model.checkpoint import load_checkpoint
+            from eigml.catalog import load_catalog
+            from eigml.checkpoint import load_checkpoint
 
             model = load_checkpoint(args.model, models_dir=args.cache_dir / "models")
             version = build_index(model, load_catalog(args.catalog), args.index,

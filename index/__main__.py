@@ -4,7 +4,7 @@
   update   --root ROOT --model CKPT --catalog DIR [--add-pack NAME|DIR ...] [--remove-pack NAME ...]
   rebuild  --root ROOT --model CKPT --catalog DIR [--full]   (same packs; a new model re-embeds everything)
 Each writes a new index version atomically and makes it CURRENT; it prints the version on stdout.
-Environment variables are read here and nowhere below (STICKERS_CACHE_DIR via `training.paths`).
+Environment variables are read here and nowhere below (STICKERS_CACHE_DIR via `eigml.paths`).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def make_config(args: argparse.Namespace) -> IndexCommandConfig:
-    from training.paths import Paths
+    from eigml.paths import Paths
 
     cache = Paths.from_env().cache_dir
     return IndexCommandConfig(
@@ -74,10 +74,10 @@ def make_config(args: argparse.Namespace) -> IndexCommandConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from eigml.checkpoint import CheckpointError
     from index.ann import FactoryError
     from index.build import BuildError
     from index.store import IndexStoreError
-    from training.model.checkpoint import CheckpointError
 
     prog = f"python -m index {args.command}"
     try:
@@ -98,11 +98,11 @@ def execute(config: IndexCommandConfig) -> str:
     """Load the model and catalogue, build or update, report; returns the new version."""
     import torch
 
+    from eigml.catalog import load_catalog
+    from eigml.checkpoint import CheckpointError, load_checkpoint
     from index.ann import resolve_device
     from index.build import build_index, update_index
     from index.store import read_manifest
-    from training.catalog import load_catalog
-    from training.model.checkpoint import CheckpointError, load_checkpoint
 
     if not config.model.is_dir():
         raise CheckpointError(f"checkpoint {config.model} does not exist")

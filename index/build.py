@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from eigml.catalog import Catalog
+from eigml.model.eigml import EIGML
 from index.ann import Device, build_faiss_index, check_factory, default_settings, resolve_device, serialize
 from index.embed import embed_stickers, file_sha256
 from index.store import (
@@ -30,8 +32,6 @@ from index.store import (
     publish_version,
     read_version,
 )
-from training.catalog import Catalog
-from training.model.eigml import EIGML
 
 
 class BuildError(ValueError):

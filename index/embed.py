@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from eigml.catalog import Catalog
+from eigml.model.eigml import EIGML
+from eigml.model.interface import StickerEncoding
 from index.store import StickerArrays
-from training.catalog import Catalog
-from training.model.eigml import EIGML
-from training.model.interface import StickerEncoding
 
 
 def to_arrays(encoding: StickerEncoding) -> StickerArrays:

@@ -17,9 +17,9 @@ import faiss
 import numpy as np
 import torch
 
+from eigml.model.interface import StickerEncoding
 from index.ann import deserialize, search_parameters, supports_selector
 from index.store import Manifest, PackRecord, StoredVersion, read_version
-from training.model.interface import StickerEncoding
 
 EXACT_CUTOFF = 20_000  # exact search over 20k x 256 floats takes ~1 ms a query on one core
 
@@ -31,7 +31,7 @@ class StickerInfo:
     name: str | None  # English name, when the pack names it
     emoji: str | None
     image_path: Path  # absolute: the catalogue root the index was built from / the image's relative path
-    emotion: str  # the most likely of the index's emotion labels (training.labels.EMOTIONS)
+    emotion: str  # the most likely of the index's emotion labels (eigml.labels.EMOTIONS)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from training.labels import EMOTION_INDEX, EMOTIONS, emotion_index
-from training.model.emotion import CnsentiTagger, EmotionTagger, EnglishTagger
-from training.paths import Paths
+from eigml.labels import EMOTION_INDEX, EMOTIONS, emotion_index
+from eigml.model.emotion import CnsentiTagger, EmotionTagger, EnglishTagger
+from eigml.paths import Paths
 
 CPED_TO_EMOTION = {"happy": "happiness", "relaxed": "happiness", "positive-other": "happiness",
                    "grateful": "happiness", "depress": "sadness", "worried": "fear", "astonished": "surprise"}

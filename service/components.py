@@ -11,14 +11,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from eigml.dialogue import Dialogue, Turn
+from eigml.model.eigml import EIGML
 from service.cache import MemoryCache, RedisCache, connect_redis
 from service.index_sync import IndexSync
 from service.indexes import BuildIndex, LoadIndex
 from service.metrics import ServiceMetrics
 from service.recommender import QueryCache, QueryEncoderLike, Recommender, SearchIndex
 from service.settings import Settings
-from training.dialogue import Dialogue, Turn
-from training.model.eigml import EIGML
 
 log = logging.getLogger(__name__)
 WARM_UP = Dialogue((Turn("A", "hello, how are you?"), Turn("B", "great, thanks!")))
@@ -48,8 +48,8 @@ def default_load_index(root: Path, version: str | None) -> SearchIndex:
 def default_build_index(settings: Settings, model: EIGML) -> BuildIndex:
     """Rebuilds with the loaded model from the configured catalogue (image features cached on disk)."""
     def build(root: Path) -> str:
+        from eigml.catalog import load_catalog
         from index.build import build_index
-        from training.catalog import load_catalog
 
         catalog = load_catalog(settings.catalog)
         return build_index(model, catalog, root, factory=settings.index_factory, device=settings.reindex_device,
@@ -81,8 +81,8 @@ def load_startup_index(settings: Settings, sync: IndexSync | None,
 
 
 def load_components(settings: Settings, metrics: ServiceMetrics, sync: IndexSync | None = None) -> Components:
-    from training.export import QueryEncoder
-    from training.model.checkpoint import load_checkpoint
+    from eigml.checkpoint import load_checkpoint
+    from eigml.export import QueryEncoder
 
     model = load_checkpoint(settings.model, models_dir=settings.models_dir)
     encoder = QueryEncoder(model, settings.resolved_onnx_path, settings.encoder_backend, settings.threads)

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from training.model.interface import QueryEncoding
+from eigml.model.interface import QueryEncoding
 
 # the per-dialogue fields of a QueryEncoding, in the order they are cached
 ENCODING_FIELDS: tuple[str, ...] = ("query", "emotion_probs", "intention_probs", "dialogue", "emotion", "intention")

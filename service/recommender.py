@@ -22,17 +22,17 @@ from urllib.parse import quote
 import numpy as np
 import torch
 
+from eigml.dialogue import Dialogue
+from eigml.model.eigml import EIGML
+from eigml.model.interface import QueryEncoding, StickerEncoding
+from eigml.model.text_encoder import responder_of
 from service.encodings import encoding_rows, pack_encoding, stack_rows, unpack_encoding
-from training.dialogue import Dialogue
-from training.model.eigml import EIGML
-from training.model.interface import QueryEncoding, StickerEncoding
-from training.model.text_encoder import responder_of
 
 Stage = Literal["encode", "retrieve", "rerank"]
 
 
 class QueryEncoderLike(Protocol):
-    """`training.export.QueryEncoder`: ONNX Runtime or PyTorch, same fields as `EIGML.encode_dialogues`."""
+    """`eigml.export.QueryEncoder`: ONNX Runtime or PyTorch, same fields as `EIGML.encode_dialogues`."""
 
     @property
     def backend(self) -> str: ...
@@ -100,7 +100,7 @@ class Hit:
     pack: str
     score: float  # final SAMM score in (0, 1)
     image_url: str
-    emotion: str  # the sticker's most likely emotion (training.labels.EMOTIONS)
+    emotion: str  # the sticker's most likely emotion (eigml.labels.EMOTIONS)
     name: str | None = None
     emoji: str | None = None
 

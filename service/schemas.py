@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from eigml.dialogue import Dialogue, Turn
 from service.indexes import ReindexStatus
 from service.recommender import Prediction, RecommendRequest, RecommendResult
-from training.dialogue import Dialogue, Turn
 
 MAX_TURNS = 32
 MAX_TURN_CHARS = 2_000

@@ -2,7 +2,7 @@
 
 Each command lives in its own module exposing `add_arguments(parser)` and `run(args) -> int`; the module
 is imported only when its command runs, so `python -m training evaluate` never loads torch.
-Environment variables are read here and nowhere below (see `training.paths`).
+Environment variables are read here and nowhere below (see `eigml.paths`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.train", "train an EIGML model from a YAML config"),
     "bench-ablations": ("training.ablations", "train the full model and each component removed, at one budget"),
     "bench-report": ("training.report", "score the trained runs on every dev/val file; write docs/results.md"),
-    "export": ("training.export", "export a checkpoint's query encoder to ONNX"),
+    "export": ("eigml.export", "export a checkpoint's query encoder to ONNX"),
 }
 
 

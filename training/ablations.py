@@ -11,8 +11,8 @@ import argparse
 import os
 from pathlib import Path
 
+from eigml.paths import Paths
 from training.config import load_train_config
-from training.paths import Paths
 from training.train import DistEnv, train
 
 ACCEPTS_OVERRIDES = True

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
+from eigml.dialogue import Dialogue
 from training.data import SRSItem, iter_srs
-from training.dialogue import Dialogue
 
 if TYPE_CHECKING:
-    from training.catalog import Catalog
+    from eigml.catalog import Catalog
 
 _SPLIT_SUFFIXES = ("_dev", "_val", "_valid", "_test")
 

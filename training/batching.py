@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from eigml.dialogue import Dialogue
+from eigml.labels import EMOTIONS, emotion_index
+from eigml.model.knowledge import last_turn_texts
 from training.data import SRSItem
-from training.dialogue import Dialogue
-from training.labels import EMOTIONS, emotion_index
-from training.model.knowledge import last_turn_texts
 from training.sticker_bank import StickerBank
 
 

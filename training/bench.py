@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from eigml.paths import Paths
 from training.baselines import default_prior_data
 from training.data import DataError, SRSItem, load_srs, write_srs
 from training.evaluation import Metrics, evaluate
-from training.paths import Paths
 from training.rank import (
     BASELINES,
     Ranker,
@@ -31,7 +31,7 @@ from training.rank import (
 )
 
 if TYPE_CHECKING:
-    from training.catalog import Catalog
+    from eigml.catalog import Catalog
 
 BENCHMARKS: tuple[str, ...] = ("xdd_en_dev", "xdd_zh_dev", "cped_valid", "tweeteval_emoji_val")
 FULL_LABEL_SET_BENCHMARK = "tweeteval_emoji_val"  # also run with all 20 emoji as candidates
@@ -171,7 +171,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.catalog import load_catalog
+    from eigml.catalog import load_catalog
 
     paths = Paths.from_env()
     srs_dir = args.data_dir.expanduser() / "srs"

@@ -402,7 +402,7 @@ def _build_into(tmp: Path, work: Path, config: CatalogBuildConfig, lock: dict[st
 
 def _check_build(tmp: Path, config: CatalogBuildConfig, reports: dict[str, PackReport]) -> None:
     """Load the fresh build with the real loader: every written sticker must validate, every required id exist."""
-    from training.catalog import load_catalog
+    from eigml.catalog import load_catalog
 
     catalog = load_catalog(tmp)
     if catalog.skipped:
@@ -495,7 +495,7 @@ def _parse_packs(text: str) -> tuple[PackName, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.paths import Paths
+    from eigml.paths import Paths
 
     started = time.perf_counter()
     paths = Paths.from_env()

@@ -13,8 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from training.model.config import ModelConfig
-from training.model.emotion import TaggerKind
+from eigml.model.config import ModelConfig
+from eigml.model.emotion import TaggerKind
 
 DataSource = Literal["srs", "catalog"]
 

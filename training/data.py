@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.dialogue import Dialogue, Turn
+from eigml.dialogue import Dialogue, Turn
 
 
 class DataError(ValueError):

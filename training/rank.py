@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from tqdm import tqdm
 
+from eigml.dialogue import Dialogue
+from eigml.paths import Paths
 from training.baselines import PriorRanker, RandomRanker, TextMatchConfig, TextMatchRanker, default_prior_data
 from training.data import DataError, SRSItem, load_srs
-from training.dialogue import Dialogue
-from training.paths import Paths
 
 if TYPE_CHECKING:
-    from training.catalog import Catalog
+    from eigml.catalog import Catalog
 
 
 class RankError(ValueError):
@@ -75,7 +75,7 @@ BASELINES: dict[str, Callable[[Catalog, BaselineOptions], Ranker]] = {
 
 
 def load_ranker(model: str, catalog: Catalog, **options: object) -> Ranker:
-    """A baseline by name, else a checkpoint path resolved by `training.model.checkpoint`.
+    """A baseline by name, else a checkpoint path resolved by `eigml.checkpoint`.
 
     Options (seed, prior_data, data_path, batch_size, cache_dir) configure baselines; an unknown option is a TypeError.
     """
@@ -85,7 +85,7 @@ def load_ranker(model: str, catalog: Catalog, **options: object) -> Ranker:
     path = Path(model).expanduser()
     if not path.exists():
         raise RankError(f"no such baseline or checkpoint: {model} (baselines: {', '.join(BASELINES)})")
-    from training.model.checkpoint import load_ranker_from_checkpoint  # heavy; only for checkpoints
+    from eigml.checkpoint import load_ranker_from_checkpoint  # heavy; only for checkpoints
 
     return load_ranker_from_checkpoint(path, catalog, cache_root=parsed.cache_dir)
 
@@ -137,7 +137,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.catalog import load_catalog
+    from eigml.catalog import load_catalog
 
     if args.batch_size < 1:
         raise SystemExit("rank: --batch-size must be at least 1")

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from eigml.dialogue import Dialogue, Turn
+from eigml.paths import Paths
 from training.baselines import dialogue_key, order_by_scores
-from training.dialogue import Dialogue, Turn
-from training.paths import Paths
 from training.rank import CandidateScorer, RankError, load_ranker
 
 if TYPE_CHECKING:
-    from training.catalog import Catalog
+    from eigml.catalog import Catalog
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.catalog import load_catalog
+    from eigml.catalog import load_catalog
 
     if args.top_k < 1:
         raise SystemExit("recommend: --top-k must be at least 1")

@@ -15,11 +15,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from eigml.catalog import Catalog, load_catalog
+from eigml.paths import Paths
 from training.bench import Row, _display, _fmt, full_label_set_items, update_results
-from training.catalog import Catalog, load_catalog
 from training.data import SRSItem, load_srs
 from training.evaluation import Metrics, evaluate
-from training.paths import Paths
 from training.rank import load_ranker, rank_items
 from training.sticker_bank import _emoji_key
 

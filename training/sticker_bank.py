@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from training.catalog import Catalog
+from eigml.catalog import Catalog
 
 
 @dataclass

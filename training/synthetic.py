@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import random
 
-from training.catalog import Catalog
+from eigml.catalog import Catalog
+from eigml.dialogue import Dialogue, Turn
 from training.data import SRSItem
-from training.dialogue import Dialogue, Turn
 
 # Feeling templates only make sense for faces and gestures; other stickers are named plainly.
 FEELING_TEMPLATES = {"en": ("{text}", "I feel {text}", "{text}!", "that's so {text}", "lol {text}"),

@@ -25,15 +25,15 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from eigml.catalog import load_catalog
+from eigml.checkpoint import EIGMLRanker, save_checkpoint
+from eigml.model.eigml import EIGML, sticker_emotion_targets
+from eigml.model.emotion import EmotionTaggerConfig, build_emotion_tagger
+from eigml.paths import Paths
 from training.batching import build_prefix_cache, epoch_batches, make_batch
-from training.catalog import load_catalog
 from training.config import TrainConfig, load_train_config
 from training.data import SRSItem, load_srs
 from training.evaluation import compute_metrics
-from training.model.checkpoint import EIGMLRanker, save_checkpoint
-from training.model.eigml import EIGML, sticker_emotion_targets
-from training.model.emotion import EmotionTaggerConfig, build_emotion_tagger
-from training.paths import Paths
 from training.plots import plot_history
 from training.sticker_bank import build_sticker_bank
 

@@ -27,15 +27,15 @@ TURNS = [{"speaker": "A", "text": "hey"}, {"speaker": "B", "text": "I am so happ
 
 @pytest.fixture(scope="module")
 def model(tiny_checkpoint: Path, cache_dir: Path) -> Any:
-    from training.model.checkpoint import load_checkpoint
+    from eigml.checkpoint import load_checkpoint
 
     return load_checkpoint(tiny_checkpoint, models_dir=cache_dir / "models")
 
 
 @pytest.fixture(scope="module")
 def index_root(tmp_path_factory: pytest.TempPathFactory, model: Any, tiny_catalog: Path, cache_dir: Path) -> Path:
+    from eigml.catalog import load_catalog
     from index.build import build_index
-    from training.catalog import load_catalog
 
     root = tmp_path_factory.mktemp("e2e-index")
     build_index(model, load_catalog(tiny_catalog), root, feature_cache=cache_dir / "features", device="cpu",
@@ -44,7 +44,7 @@ def index_root(tmp_path_factory: pytest.TempPathFactory, model: Any, tiny_catalo
 
 
 def catalogue_ids(catalog_dir: Path) -> set[str]:
-    from training.catalog import load_catalog
+    from eigml.catalog import load_catalog
 
     return set(load_catalog(catalog_dir).ids())
 
@@ -73,7 +73,7 @@ def free_port() -> int:
 
 def test_real_server_with_onnx_encoder(tmp_path: Path, model: Any, tiny_checkpoint: Path, index_root: Path,
                                        tiny_catalog: Path, cache_dir: Path) -> None:
-    from training.export import export_query_encoder
+    from eigml.export import export_query_encoder
 
     onnx_path = export_query_encoder(model, tmp_path / "query_encoder.onnx")
     port = free_port()
@@ -105,10 +105,10 @@ def test_real_server_with_onnx_encoder(tmp_path: Path, model: Any, tiny_checkpoi
             assert image.status_code == 200 and image.headers["etag"]
             assert 'stickers_stage_duration_seconds_count{stage="rerank"}' in client.get("/metrics").text
         # the ONNX path scores like PyTorch eager
+        from eigml.dialogue import Dialogue, Turn
+        from eigml.export import QueryEncoder
         from index.search import load_index
         from service.recommender import Recommender
-        from training.dialogue import Dialogue, Turn
-        from training.export import QueryEncoder
 
         reference = Recommender(model, QueryEncoder(model, backend="torch"), load_index(index_root))
         expected = {h.sticker_id: h.score for h in reference.recommend(

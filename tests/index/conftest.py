@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from eigml.catalog import Catalog, load_catalog
+from eigml.checkpoint import load_checkpoint
+from eigml.model.eigml import EIGML
 from index.build import build_index
-from training.catalog import Catalog, load_catalog
-from training.model.checkpoint import load_checkpoint
-from training.model.eigml import EIGML
 
 
 @pytest.fixture(scope="session")

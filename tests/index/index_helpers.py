@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from training.catalog import Catalog
-from training.model.eigml import EIGML
-from training.model.interface import StickerEncoding
+from eigml.catalog import Catalog
+from eigml.model.eigml import EIGML
+from eigml.model.interface import StickerEncoding
 
 
 def slow_encoding(model: EIGML, catalog: Catalog, sticker_ids: Sequence[str]) -> StickerEncoding:

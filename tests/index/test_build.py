@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from index_helpers import slow_encoding
 
+from eigml.catalog import Catalog
+from eigml.model.eigml import EIGML
 from index.__main__ import main
 from index.ann import FactoryError
 from index.build import BuildError, build_index
 from index.store import VERSIONS_DIR, current_version, list_versions, read_version
-from training.catalog import Catalog
-from training.model.eigml import EIGML
 
 
 def _cli(*args: object) -> list[str]:

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from eigml.catalog import load_catalog
+from eigml.model.eigml import EIGML
+from eigml.paths import Paths
 from index.ann import build_faiss_index, default_settings, gpu_count, search_parameters
 from index.build import build_index
 from index.evaluate import clustered_unit_vectors, exact_search, recall_at_k
 from index.search import load_index
-from training.catalog import load_catalog
-from training.model.eigml import EIGML
-from training.paths import Paths
 
 APPROXIMATE = ["IVF256,Flat", "HNSW32"]
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from index_helpers import exact_top, unit_queries
 
+from eigml.catalog import Catalog
+from eigml.dialogue import Dialogue, Turn
+from eigml.model.eigml import EIGML
 from index.build import update_index
 from index.search import StickerIndex, load_index
 from index.store import IndexStoreError, encode_files, publish_version, read_version
-from training.catalog import Catalog
-from training.dialogue import Dialogue, Turn
-from training.model.eigml import EIGML
 
 # tiny settings make every approximate index exhaustive here, so results must equal exact search;
 # recall at realistic sizes is tests/index/test_recall.py's job

@@ -11,13 +11,13 @@ import torch
 from index_helpers import unit_queries
 from PIL import Image
 
+from eigml.catalog import Catalog, load_catalog
+from eigml.checkpoint import load_checkpoint
+from eigml.model.eigml import EIGML
 from index.__main__ import main
 from index.build import BuildError, build_index, update_index
 from index.search import load_index
 from index.store import current_version, list_versions, read_version
-from training.catalog import Catalog, load_catalog
-from training.model.checkpoint import load_checkpoint
-from training.model.eigml import EIGML
 
 
 def _flags(cache_dir: Path) -> list[str]:

@@ -28,14 +28,14 @@ def _one_thread() -> None:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_checkpoint: Path, cache_dir: Path) -> Any:
-    from training.model.checkpoint import load_checkpoint
+    from eigml.checkpoint import load_checkpoint
 
     return load_checkpoint(tiny_checkpoint, models_dir=cache_dir / "models")
 
 
 @pytest.fixture(scope="session")
 def torch_encoder(tiny_model: Any) -> Any:
-    from training.export import QueryEncoder
+    from eigml.export import QueryEncoder
 
     return QueryEncoder(tiny_model, backend="torch")
 

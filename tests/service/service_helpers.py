@@ -61,8 +61,8 @@ TEXTS = ["I am so happy today, great news!", "my dog died, I am heartbroken", "I
 
 
 def build_tiny_index(model: Any, catalog_dir: Path, root: Path, cache_dir: Path) -> str:
+    from eigml.catalog import load_catalog
     from index.build import build_index
-    from training.catalog import load_catalog
 
     return build_index(model, load_catalog(catalog_dir), root, feature_cache=cache_dir / "features", device="cpu",
                        progress=False)

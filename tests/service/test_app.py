@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from service_helpers import ADMIN_TOKEN, TEXTS, dialogue, run, serving
 
+from eigml.labels import EMOTIONS
 from service.app import create_app
 from service.dependencies import get_recommender
 from service.recommender import RecommendRequest, RecommendResult
-from training.labels import EMOTIONS
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -11,6 +11,8 @@ import pytest
 import torch
 from service_helpers import TEXTS
 
+from eigml.dialogue import Dialogue, Turn
+from eigml.labels import EMOTIONS
 from service.cache import MemoryCache
 from service.encodings import pack_encoding, unpack_encoding
 from service.metrics import ServiceMetrics
@@ -19,8 +21,6 @@ from service.recommender import (
     Recommender,
     RecommendRequest,
 )
-from training.dialogue import Dialogue, Turn
-from training.labels import EMOTIONS
 
 
 def make_dialogue(text: str, *earlier: str, responder: str | None = None) -> Dialogue:
@@ -36,8 +36,8 @@ def recommender(tiny_model: Any, torch_encoder: Any, tiny_index: Any) -> Recomme
 
 def reference_ranker(model: Any, index: Any, catalog_dir: Path, cache_dir: Path, *, shared_encodings: bool) -> Any:
     """EIGMLRanker over the index's stickers: its own encodings from the feature cache, or the index's rows."""
-    from training.catalog import load_catalog
-    from training.model.checkpoint import EIGMLRanker
+    from eigml.catalog import load_catalog
+    from eigml.checkpoint import EIGMLRanker
     from training.sticker_bank import StickerBank
 
     if not shared_encodings:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from eigml.paths import Paths
 from training.baselines import PriorRanker, RandomRanker, default_prior_data
 from training.bench import full_label_set_items
 from training.data import load_srs
 from training.evaluation import evaluate
-from training.paths import Paths
 from training.rank import load_ranker, rank_items
 
 pytestmark = pytest.mark.data
@@ -69,7 +69,7 @@ def test_text_match_beats_random_on_macro_r1_xdd_en_dev() -> None:
         pytest.skip(f"default catalogue not built at {catalog_dir} (run `make catalog`)")
     import torch
 
-    from training.catalog import load_catalog
+    from eigml.catalog import load_catalog
 
     torch.set_num_threads(2)
     items = load_srs(_require("xdd_en_dev"))

@@ -13,7 +13,7 @@ from typing import cast
 import pytest
 from PIL import Image
 
-from training.catalog import SKIP_KINDS, Catalog, load_catalog
+from eigml.catalog import SKIP_KINDS, Catalog, load_catalog
 
 MAX_BYTES = 100_000  # the fixture's "oversized" file is a 300x300 noise PNG (~270 kB)
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from eigml.catalog import load_catalog
 from training.__main__ import main
-from training.catalog import load_catalog
 from training.catalog_build import (
     PACK_SOURCES,
     ChecksumError,
@@ -332,8 +332,8 @@ def test_command_will_not_replace_a_folder_it_did_not_build(offline_packages: di
 @pytest.mark.slow
 def test_real_default_catalogue(tmp_path: Path) -> None:
     """Builds the real catalogue from the pinned npm packages (network on first use, ~1 min)."""
+    from eigml.paths import Paths
     from training.catalog_build import CatalogBuildConfig, benchmark_sticker_ids, build_catalog
-    from training.paths import Paths
 
     paths = Paths.from_env()
     required = benchmark_sticker_ids(paths.srs_dir) if paths.srs_dir.is_dir() else frozenset()

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from training.model.checkpoint import read_spec
+from eigml.checkpoint import read_spec
 
 
 def test_torchrun_two_processes(tiny_catalog: Path, tiny_srs: dict[str, Path], cache_dir: Path,

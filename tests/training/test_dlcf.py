@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.model.dlcf import DLCFConfig, DLCFLoss, Views, info_nce, same_id_positives, symmetric_kl
+from eigml.model.dlcf import DLCFConfig, DLCFLoss, Views, info_nce, same_id_positives, symmetric_kl
 
 
 def naive_info_nce(q: torch.Tensor, k: torch.Tensor, tau: float) -> float:

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.model.eiks import EIKS, EIKSConfig, select_top_m, soft_cross_entropy
+from eigml.model.eiks import EIKS, EIKSConfig, select_top_m, soft_cross_entropy
 
 D, E, R = 16, 8, 4
 

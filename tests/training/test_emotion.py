@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from training.labels import EMOTION_INDEX, EMOTIONS
-from training.model.emotion import (
+from eigml.labels import EMOTION_INDEX, EMOTIONS
+from eigml.model.emotion import (
     AutoTagger,
     CnsentiTagger,
     EmotionTaggerConfig,
@@ -14,7 +14,7 @@ from training.model.emotion import (
     distributions_from_counts,
     has_han,
 )
-from training.model.emotion_lexicon_en import ENGLISH_EMOTION_LEXICON
+from eigml.model.emotion_lexicon_en import ENGLISH_EMOTION_LEXICON
 
 NONE, HAPPINESS = EMOTION_INDEX["none"], EMOTION_INDEX["happiness"]
 

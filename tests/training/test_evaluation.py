@@ -8,8 +8,8 @@ import random
 import pytest
 from sklearn.metrics import f1_score
 
+from eigml.dialogue import Dialogue, Turn
 from training.data import SRSItem
-from training.dialogue import Dialogue, Turn
 from training.evaluation import (
     PredictionError,
     compute_metrics,

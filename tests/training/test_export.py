@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from eigml.checkpoint import load_checkpoint
+from eigml.dialogue import Dialogue, Turn
+from eigml.export import ExportError, QueryEncoder, export_blocker, export_query_encoder, max_differences
+from eigml.model.config import ModelConfig
+from eigml.model.eigml import EIGML
+from eigml.model.interface import QueryEncoding
+from eigml.model.knowledge import CometKnowledgeConfig
 from training import export
-from training.dialogue import Dialogue, Turn
-from training.export import ExportError, QueryEncoder, export_blocker, export_query_encoder, max_differences
-from training.model.checkpoint import load_checkpoint
-from training.model.config import ModelConfig
-from training.model.eigml import EIGML
-from training.model.interface import QueryEncoding
-from training.model.knowledge import CometKnowledgeConfig
 
 TOLERANCE = 1e-4
 LONG_TURN = "this sentence is long enough that a few of them fill the whole token budget of the tiny model"

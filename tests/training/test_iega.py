@@ -2,7 +2,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from training.model.iega import CosineHead, IEGAHead, MatchingConfig, build_matching_head
+from eigml.model.iega import CosineHead, IEGAHead, MatchingConfig, build_matching_head
 
 B, K, T, D, N = 2, 3, 5, 16, 6
 

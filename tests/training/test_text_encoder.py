@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.dialogue import Dialogue, Turn
-from training.model.text_encoder import TextEncoder, TextEncoderConfig, layout_dialogue, responder_of
+from eigml.dialogue import Dialogue, Turn
+from eigml.model.text_encoder import TextEncoder, TextEncoderConfig, layout_dialogue, responder_of
 
 CLS, SEP = 101, 102  # the uncased BERT vocabulary of all-MiniLM-L6-v2
 
@@ -135,7 +135,7 @@ def test_save_and_load_round_trip(encoder, tmp_path):
 
 def test_hub_id_fails_clearly_offline(tmp_path, run_offline):
     done = run_offline(
-        "from training.model.text_encoder import TextEncoder, TextEncoderConfig\n"
+        "from eigml.model.text_encoder import TextEncoder, TextEncoderConfig\n"
         "TextEncoder(TextEncoderConfig(name_or_path='bert-base-chinese'))",
         tmp_path,
     )
@@ -148,7 +148,7 @@ def test_hub_id_fails_clearly_offline(tmp_path, run_offline):
 
 @pytest.mark.parametrize("trainable_layers", [0, 2])
 def test_cached_prefix_equals_full_forward(trainable_layers: int) -> None:
-    from training.model.text_encoder import TextEncoder, TextEncoderConfig
+    from eigml.model.text_encoder import TextEncoder, TextEncoderConfig
 
     encoder = TextEncoder(TextEncoderConfig(trainable_layers=trainable_layers)).eval()
     dialogues = [Dialogue((Turn("A", "hello there, how are you?"), Turn("B", "fine thanks"))),

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from eigml.catalog import load_catalog
+from eigml.checkpoint import CheckpointError, load_checkpoint, load_ranker_from_checkpoint, read_spec
 from training.__main__ import main
-from training.catalog import load_catalog
 from training.config import load_train_config, parse_overrides
 from training.data import load_srs
-from training.model.checkpoint import CheckpointError, load_checkpoint, load_ranker_from_checkpoint, read_spec
 
 
 def test_overrides_are_typed_and_validated() -> None:
@@ -79,7 +79,7 @@ def test_checkpoint_mismatch_is_refused(tiny_checkpoint: Path, tmp_path: Path) -
 
 @pytest.mark.parametrize("switch", ["model.eiks.enabled", "model.samm.enabled"])
 def test_disabling_a_component_removes_its_parameters(switch: str) -> None:
-    from training.model.eigml import EIGML
+    from eigml.model.eigml import EIGML
 
     base = load_train_config("configs/tiny.yaml")
     ablated = load_train_config("configs/tiny.yaml", [f"--{switch}", "false"])
@@ -133,8 +133,8 @@ def test_class_balance_weights() -> None:
 
 
 def load_srs_like(emotions: list[str]):
+    from eigml.dialogue import Dialogue, Turn
     from training.data import SRSItem
-    from training.dialogue import Dialogue, Turn
 
     return [SRSItem(id=str(i), lang="en", dialogue=Dialogue((Turn("A", "x"),)), candidates=("a/1", "a/2"),
                     answer="a/1", emotion=e) for i, e in enumerate(emotions)]

