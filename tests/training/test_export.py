@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from eigml import export
 from eigml.checkpoint import load_checkpoint
 from eigml.dialogue import Dialogue, Turn
 from eigml.export import ExportError, QueryEncoder, export_blocker, export_query_encoder, max_differences
@@ -14,7 +15,6 @@ from eigml.model.config import ModelConfig
 from eigml.model.eigml import EIGML
 from eigml.model.interface import QueryEncoding
 from eigml.model.knowledge import CometKnowledgeConfig
-from training import export
 
 TOLERANCE = 1e-4
 LONG_TURN = "this sentence is long enough that a few of them fill the whole token budget of the tiny model"
