@@ -48,7 +48,7 @@ class EIGML(nn.Module):
         self.intention_labels: tuple[str, ...] = tuple(intention_labels)
         self.version = "untrained"
         c, d = config, config.dim
-        self.text_encoder = TextEncoder(c.text, weights_dir=text_weights_dir)
+        self.text_encoder = TextEncoder(c.text, weights_dir=text_weights_dir, models_dir=models_dir)
         self.image_encoder = ImageEncoder(c.image, models_dir=models_dir)
         ht, hv = self.text_encoder.hidden_size, self.image_encoder.hidden_size
         # dialogue side

