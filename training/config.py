@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from eigml.model.config import ModelConfig
 from eigml.model.emotion import TaggerKind
 
-DataSource = Literal["srs", "catalog"]
+DataSource = Literal["srs", "catalog", "licence"]
 
 
 class _Strict(BaseModel):
@@ -24,7 +24,10 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    source: DataSource = "srs"  # "catalog": synthesise training pairs from the catalogue's names and tags
+    # "catalog": pairs synthesised from the catalogue's names and tags; "licence": the licence-clean texts
+    # vendored in data/licence_clean (the default model's data, see training/licence_clean.py)
+    source: DataSource = "srs"
+    licence_dir: str | None = None  # default: the repo's data/licence_clean
     train: str | None = None  # SRS JSON Lines; relative paths are resolved against the data dir
     dev: str | None = None
     catalog: str = "~/.cache/stickers/catalog/default"

@@ -15,6 +15,12 @@ from typing import Any
 from eigml.dialogue import Dialogue, Turn
 
 
+def strip_label_leaks(text: str) -> str:
+    """Text without U+FE0F. TweetEval left the variation selector where ❤️/☀️ was removed (87% of texts that
+    carry it answer ❤): a label leak, not language, so no model or baseline may see it (../shared/data/README.md)."""
+    return text.replace("\ufe0f", "")
+
+
 class DataError(ValueError):
     """A benchmark line that cannot be used; the message starts with `path:line:`."""
 
@@ -75,7 +81,7 @@ def parse_item(record: object) -> SRSItem:
         if not isinstance(turn, dict) or not isinstance(turn.get("speaker"), str) \
                 or not isinstance(turn.get("text"), str):
             raise ValueError(f"context[{i}] must be an object with string 'speaker' and 'text'")
-        turns.append(Turn(speaker=turn["speaker"], text=turn["text"]))
+        turns.append(Turn(speaker=turn["speaker"], text=strip_label_leaks(turn["text"])))
     responder = _require(record, "responder", str, optional=True)
     candidates = _str_tuple(record, "candidates", optional=False)
     assert candidates is not None

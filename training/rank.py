@@ -66,11 +66,25 @@ def _prior(catalog: Catalog, options: BaselineOptions) -> Ranker:
     return PriorRanker.from_file(path, seed=options.seed)
 
 
+def _lr_probe(catalog: Catalog, options: BaselineOptions) -> Ranker:
+    from training.lr_probe import load_lr_probe  # heavy (torch, the encoder); only when asked for
+
+    path = options.prior_data
+    if path is None:
+        if options.data_path is None:
+            raise RankError("lr-probe: pass prior_data (a training file) or data_path to find one")
+        path, note = default_prior_data(options.data_path)
+        if note:
+            print(f"lr-probe: {note}", file=sys.stderr)
+    return load_lr_probe(Path(path), options.cache_dir)
+
+
 BASELINES: dict[str, Callable[[Catalog, BaselineOptions], Ranker]] = {
     "random": lambda catalog, o: RandomRanker(seed=o.seed),
     "prior": _prior,
     "text-match": lambda catalog, o: TextMatchRanker(catalog, TextMatchConfig(batch_size=o.batch_size), seed=o.seed,
                                                      cache_dir=o.cache_dir),
+    "lr-probe": _lr_probe,
 }
 
 

@@ -73,6 +73,12 @@ def load_items(cfg: TrainConfig, paths: Paths, catalog) -> tuple[list[SRSItem], 
         from training.synthetic import catalog_items
 
         train, dev = catalog_items(catalog, seed=cfg.run.seed)
+    elif cfg.data.source == "licence":
+        from training.licence_clean import DEFAULT_DIR, licence_items
+
+        directory = Path(cfg.data.licence_dir).expanduser() if cfg.data.licence_dir else DEFAULT_DIR
+        tagger = build_emotion_tagger(EmotionTaggerConfig(kind="english"))
+        train, dev = licence_items(catalog, directory=directory, seed=cfg.run.seed, tag=tagger.tag)
     else:
         if cfg.data.train is None:
             raise ValueError("data.train is required when data.source is 'srs'")
@@ -170,9 +176,13 @@ def train(cfg: TrainConfig, paths: Paths, env: DistEnv = DistEnv()) -> Path:
     tagger = build_emotion_tagger(EmotionTaggerConfig(kind=cfg.data.emotion_tagger,
                                                       cache_dir=paths.cache_dir / "jieba")) \
         if cfg.data.emotion_tagger else None
-    targets = sticker_emotion_targets(
-        bank, train_items,
-        (lambda ids: tagger.tag([catalog.describe(s, "en") for s in ids])) if tagger else None)
+    tag_stickers = (lambda ids: tagger.tag([catalog.describe(s, "en") for s in ids])) if tagger else None
+    if cfg.data.source == "licence":
+        from training.licence_clean import DEFAULT_DIR, sticker_targets
+
+        directory = Path(cfg.data.licence_dir).expanduser() if cfg.data.licence_dir else DEFAULT_DIR
+        tag_stickers = (lambda ids: sticker_targets(catalog, ids, directory, tagger.tag if tagger else None))
+    targets = sticker_emotion_targets(bank, train_items, tag_stickers)
     pseudo = None
     if tagger is not None and cfg.data.pseudo_emotion_weight > 0:
         unlabelled = [item for item in train_items if item.emotion is None]

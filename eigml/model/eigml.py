@@ -153,6 +153,10 @@ class EIGML(nn.Module):
             p_vl = p_vl + self.residual_log_scale.exp() * (queries.query[:, None, :] * visual).sum(-1)
         if self.samm is None:
             return torch.sigmoid(p_vl).clamp(1e-6, 1 - 1e-6)
+        if self.config.samm.similarity == "distribution":
+            return self.samm(p_vl, queries.emotion_probs, queries.intention_probs,
+                             stickers.emotion_probs[candidates],
+                             self._sticker_intention_logits(stickers.intention[candidates]).softmax(-1))
         return self.samm(p_vl, f["emotion"], f["intention"], stickers.emotion[candidates],
                          stickers.intention[candidates])
 
@@ -201,18 +205,19 @@ class EIGML(nn.Module):
         if c.intra_image:
             a = StickerEncoding(*(t[answer] for t in stickers))
             b = self.encode_stickers(features[batch.answer_rows])
-            pair = self._intention_pair({"intention_logits": self._sticker_intention_logits(a)},
-                                        {"intention_logits": self._sticker_intention_logits(b)})
+            pair = self._intention_pair({"intention_logits": self._sticker_intention_logits(a.intention)},
+                                        {"intention_logits": self._sticker_intention_logits(b.intention)})
             image_views = Views(a.visual, b.visual, a.emotion_probs, b.emotion_probs, *pair)
         return self.dlcf(query=out["query"], sticker=stickers.visual[answer],
                          query_emotion=out["emotion"], sticker_emotion=stickers.emotion[answer],
                          query_intention=out["intention"], sticker_intention=stickers.intention[answer],
                          text_views=text_views, image_views=image_views, sticker_ids=batch.answer_ids)
 
-    def _sticker_intention_logits(self, stickers: StickerEncoding) -> Tensor:
+    def _sticker_intention_logits(self, intention: Tensor) -> Tensor:
+        """(..., A) intention logits of sticker intention embeddings (..., D); A = 0 without intention labels."""
         if self.intention_head is None:
-            return stickers.intention.new_zeros(stickers.intention.shape[0], 0)
-        return self.intention_head(stickers.intention)
+            return intention.new_zeros(*intention.shape[:-1], 0)
+        return self.intention_head(intention)
 
     @staticmethod
     def _intention_pair(a: dict[str, Tensor], b: dict[str, Tensor]) -> tuple[Tensor | None, Tensor | None]:

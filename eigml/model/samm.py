@@ -3,20 +3,30 @@
 s_EI = α·cos(emotion_text, emotion_sticker) + (1 − α)·cos(intention_text, intention_sticker), mapped to
 [0, 1] as (1 + s_EI) / 2, and final = β·σ(p_vl) + (1 − β)·s_EI. α and β are learned as sigmoids of logits
 so they stay in (0, 1). The score is a probability, so BCE applies to it directly.
+
+`similarity: distribution` compares the predicted label distributions instead of the embeddings:
+s_EI = α·Σ_e p_text(e)·p_sticker(e) + (1 − α)·Σ_a p_text(a)·p_sticker(a), the probability that dialogue
+and sticker agree on emotion (intention) when each is drawn from its distribution. It is the ranking a
+linear probe makes (the candidate whose class is likeliest first), kept inside SAMM's learned mixture.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+SimilarityKind = Literal["cosine", "distribution"]
+
 
 class SAMMConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    similarity: SimilarityKind = "cosine"  # cosine of embeddings (the paper) or agreement of distributions
 
     enabled: bool = True  # disabled: final = σ(p_vl), and the module owns no parameters
     alpha: float = Field(default=0.5, gt=0.0, lt=1.0)  # initial weight of emotion vs intention similarity
@@ -30,6 +40,18 @@ def emotion_intention_similarity(emotion_text: Tensor, intention_text: Tensor, e
     emotion_cos = F.cosine_similarity(emotion_text[:, None, :], emotion_sticker, dim=-1)
     intention_cos = F.cosine_similarity(intention_text[:, None, :], intention_sticker, dim=-1)
     return (1 + alpha * emotion_cos + (1 - alpha) * intention_cos) / 2
+
+
+def distribution_agreement(emotion_text: Tensor, intention_text: Tensor, emotion_sticker: Tensor,
+                           intention_sticker: Tensor, alpha: Tensor | float) -> Tensor:
+    """s_EI in [0, 1], (B, K), from (B, E)/(B, A) dialogue distributions and (B, K, E)/(B, K, A) sticker ones.
+
+    Without intention labels (A = 0) only the emotion term counts."""
+    emotion = (emotion_text[:, None, :] * emotion_sticker).sum(-1)
+    if intention_text.shape[-1] == 0:
+        return emotion
+    intention = (intention_text[:, None, :] * intention_sticker).sum(-1)
+    return alpha * emotion + (1 - alpha) * intention
 
 
 def _logit(p: float) -> float:
@@ -60,7 +82,8 @@ class SAMM(nn.Module):
         if c.enabled:
             if emotion_text is None or intention_text is None or emotion_sticker is None or intention_sticker is None:
                 raise ValueError("SAMM needs the emotion and intention vectors of the dialogue and the stickers")
-            s_ei = emotion_intention_similarity(emotion_text, intention_text, emotion_sticker,
-                                                intention_sticker, self.alpha)
+            similarity = (distribution_agreement if c.similarity == "distribution"
+                          else emotion_intention_similarity)
+            s_ei = similarity(emotion_text, intention_text, emotion_sticker, intention_sticker, self.alpha)
             matching = self.beta * matching + (1 - self.beta) * s_ei
         return matching.clamp(c.eps, 1 - c.eps)

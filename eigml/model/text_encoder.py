@@ -132,7 +132,9 @@ class TextEncoder(nn.Module):
             raise ValueError(f"max_length {config.max_length} exceeds the model's {limit} positions")
         if self.tokenizer.cls_token_id is None or self.tokenizer.sep_token_id is None:
             raise ValueError(f"{config.name_or_path!r}'s tokenizer has no [CLS]/[SEP] tokens")
-        self.model: PreTrainedModel = AutoModel.from_pretrained(source, config=model_config)
+        # e5 was converted without a pooler (we mean-pool): do not create a random one
+        extra = {"add_pooling_layer": False} if config.name_or_path == E5_MODEL else {}
+        self.model: PreTrainedModel = AutoModel.from_pretrained(source, config=model_config, **extra)
         self.model.requires_grad_(config.trainable)
         if getattr(self.model, "pooler", None) is not None:  # unused: we mean-pool token states
             self.model.pooler.requires_grad_(False)
@@ -195,7 +197,7 @@ class TextEncoder(nn.Module):
         return not any(p.requires_grad for p in self.model.parameters())
 
     @classmethod
-    def from_pretrained(cls, directory: Path) -> TextEncoder:
+    def from_pretrained(cls, directory: Path, models_dir: Path | None = None) -> TextEncoder:
         """Load what `save_pretrained` wrote: config, tokenizer and weights, no hub access."""
         spec = json.loads((Path(directory) / CONFIG_FILE).read_text())
         if spec.get("format_version") != FORMAT_VERSION:
@@ -203,7 +205,8 @@ class TextEncoder(nn.Module):
                 f"{directory} holds text encoder format {spec.get('format_version')}, "
                 f"this code reads {FORMAT_VERSION}"
             )
-        return cls(TextEncoderConfig.model_validate(spec["config"]), weights_dir=Path(directory))
+        return cls(TextEncoderConfig.model_validate(spec["config"]), weights_dir=Path(directory),
+                   models_dir=models_dir)
 
     def save_pretrained(self, directory: Path) -> None:
         """Write weights, tokenizer and `text_encoder.json` (this config, original name kept) to `directory`.

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import pytest
+
+from eigml.labels import INTENTIONS
+from training.intentions import intention_from_text, sticker_intentions
+
+
+@pytest.mark.parametrize(("text", "intention"), [
+    ("Congratulations on your new job!!", "congratulations"), ("恭喜你升职了", "congratulations"),
+    ("thanks so much for the help", "thanks"), ("谢谢你帮我", "thanks"),
+    ("sorry, my bad", "apology"), ("对不起，我来晚了", "apology"),
+    ("ok bye, see you tomorrow", "farewell"), ("晚安，明天见", "farewell"),
+    ("hi there!", "greeting"), ("你好呀", "greeting"),
+    ("where are you?", "question"), ("你吃饭了吗", "question"),
+    ("I went to the shop.", "inform"), ("我今天去了超市。", "inform"),
+])
+def test_intention_from_text(text: str, intention: str) -> None:
+    assert intention_from_text(text) == intention
+
+
+def test_sticker_intentions_from_tags() -> None:
+    assert set(sticker_intentions(["waving hand", "hello", "wave", "招手"])) == {"greeting", "farewell"}
+    assert sticker_intentions(["party popper", "celebration", "tada"]) == {"congratulations": 1.0}
+    assert sticker_intentions(["pizza", "cheese"]) == {}
+    assert set(sticker_intentions(["thinking face", "thinking"])) <= set(INTENTIONS)

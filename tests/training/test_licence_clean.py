@@ -1,0 +1,130 @@
+"""The default model's licence-clean data: the vendored file, sticker labels and the items built from them."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from eigml.catalog import load_catalog
+from eigml.labels import EMOTIONS, INTENTIONS
+from training.licence_clean import (
+    DEFAULT_DIR,
+    emotion_pools,
+    licence_items,
+    load_texts,
+    sticker_emotions,
+    sticker_targets,
+)
+
+# emoji -> (English name, tags, category): enough real emoji for every emotion's pool, plus objects
+EMOJI = {
+    "😐": ("neutral face", ["meh", "deadpan"], "smileys-emotion"),
+    "🙏": ("folded hands", ["please", "pray", "thanks"], "people-body"),
+    "😂": ("face with tears of joy", ["laugh", "tears"], "smileys-emotion"),
+    "😭": ("loudly crying face", ["sad", "sob", "tear"], "smileys-emotion"),
+    "😡": ("enraged face", ["angry", "mad", "rage"], "smileys-emotion"),
+    "😱": ("face screaming in fear", ["fear", "scream"], "smileys-emotion"),
+    "😒": ("unamused face", ["unhappy", "meh"], "smileys-emotion"),
+    "😲": ("astonished face", ["astonished", "shocked", "surprised"], "smileys-emotion"),
+    "🍕": ("pizza", ["cheese", "slice"], "food-drink"),
+    "⚽": ("soccer ball", ["ball", "football"], "activities"),
+    "🚗": ("automobile", ["car"], "travel-places"),
+    "👋": ("waving hand", ["wave", "hello", "bye"], "people-body"),
+}
+
+
+@pytest.fixture(scope="module")
+def emoji_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("emoji-catalog")
+    pack = root / "noto"
+    pack.mkdir()
+    stickers = {}
+    for i, (emoji, (name, tags, category)) in enumerate(EMOJI.items()):
+        stem = "-".join(f"{ord(c):x}" for c in emoji)
+        Image.new("RGB", (16, 16), (20 * i, 100, 200)).save(pack / f"{stem}.png")
+        stickers[stem] = {"names": {"en": name}, "tags": {"en": tags}, "category": category, "emoji": emoji}
+    (pack / "pack.json").write_text(json.dumps({"name": "noto", "title": "test", "licence": "CC0-1.0",
+                                                "attribution": "tests", "stickers": stickers}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def texts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small data dir in the vendored format: 3 texts per emotion and the real emotag.csv."""
+    root = tmp_path_factory.mktemp("licence")
+    records = [{"id": f"t-{e}-{n}", "source": "test", "lang": "en" if n % 2 else "zh", "context": [],
+                "text": f"{e} text {n}", "emotion": e, "intention": "greeting" if n == 0 else "inform"}
+               for e in EMOTIONS for n in range(3)]
+    with gzip.open(root / "texts.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    shutil.copyfile(DEFAULT_DIR / "emotag.csv", root / "emotag.csv")
+    return root
+
+
+def test_vendored_data_is_labelled_in_both_languages_and_credited() -> None:
+    rows = load_texts()
+    assert len(rows) > 10_000
+    assert {r["emotion"] for r in rows} == set(EMOTIONS) and {r["intention"] for r in rows} <= set(INTENTIONS)
+    for lang in ("en", "zh"):
+        per_lang = Counter(r["emotion"] for r in rows if r["lang"] == lang)
+        assert set(per_lang) == set(EMOTIONS), (lang, per_lang)
+    assert len({r["id"] for r in rows}) == len(rows)
+    notice = (DEFAULT_DIR / "NOTICE.md").read_text()
+    for source in ("GoEmotions", "XED", "CPED", "EmoTag1200", "CC BY 4.0"):
+        assert source in notice
+
+
+def test_sticker_emotions_come_from_emotag_and_objects_feel_nothing(emoji_catalog: Path) -> None:
+    catalog = load_catalog(emoji_catalog)
+    ids = catalog.ids()
+    pools = emotion_pools(sticker_emotions(catalog, ids))
+    by_emoji = {e: [s for s in pool for s in [catalog[s].emoji]] for e, pool in pools.items()}
+    assert "😭" in by_emoji["sadness"] and "😡" in by_emoji["anger"] and "😂" in by_emoji["happiness"]
+    assert "😱" in by_emoji["fear"] and "😒" in by_emoji["disgust"] and "😐" in by_emoji["none"]
+    targets = sticker_targets(catalog, ids)
+    pizza = ids.index(next(s for s in ids if catalog[s].emoji == "🍕"))
+    assert targets[pizza].tolist() == [1.0] + [0.0] * (len(EMOTIONS) - 1)  # "none"
+
+
+def test_items_answer_with_a_sticker_of_the_texts_emotion(emoji_catalog: Path, texts_dir: Path) -> None:
+    from eigml.model.emotion import EnglishTagger
+
+    catalog = load_catalog(emoji_catalog)
+    tag = EnglishTagger().tag
+    train, dev = licence_items(catalog, directory=texts_dir, dev_share=0.3, tag=tag)
+    pools = emotion_pools(sticker_emotions(catalog, catalog.ids(), texts_dir, tag))
+    assert len(train) + len(dev) == 3 * len(EMOTIONS) and dev and train
+    assert not {i.id for i in train} & {i.id for i in dev}
+    for item in train + dev:
+        assert len(item.candidates) == 10 and len(set(item.candidates)) == 10
+        assert item.answer in pools[item.emotion] or item.act == "greeting"
+        others = [c for c in item.candidates if c != item.answer]
+        assert not set(others) & set(pools[item.emotion])  # no negative shows the answer's feeling
+        assert item.dialogue.responder != item.dialogue.turns[-1].speaker
+
+
+def test_default_config_trains_on_licence_data_and_serves_intentions(
+        emoji_catalog: Path, texts_dir: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """configs/default.yaml end to end on tiny data: e5 encoder, distribution SAMM, the intention vocabulary."""
+    from eigml.checkpoint import load_checkpoint
+    from eigml.dialogue import Dialogue, Turn
+    from training.__main__ import main
+
+    monkeypatch.setenv("STICKERS_CACHE_DIR", str(cache_dir))
+    code = main(["train", "--config", "configs/default.yaml", "--out-dir", str(tmp_path / "run"),
+                 "--data.catalog", str(emoji_catalog), "--data.licence_dir", str(texts_dir),
+                 "--data.style_packs", "[]", "--optim.max_steps", "2", "--optim.batch_size", "8",
+                 "--run.num_threads", "1"])
+    assert code == 0
+    model = load_checkpoint(tmp_path / "run" / "best", models_dir=cache_dir / "models")
+    assert model.config.text.name_or_path == "e5-small" and model.config.samm.similarity == "distribution"
+    assert set(model.intention_labels) == {"greeting", "inform"}  # the acts its training texts carry
+    encoding = model.encode_dialogues([Dialogue((Turn("A", "你好"),), responder="B")])
+    assert encoding.intention_probs.shape == (1, 2)
+    assert not list((tmp_path / "run" / "best" / "text_encoder").glob("*.safetensors"))

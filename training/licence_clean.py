@@ -1,0 +1,153 @@
+"""Training items for the default model from the licence-clean data vendored in `data/licence_clean/`.
+
+Texts (GoEmotions, XED, the Chinese multi-emotion set, CPED; see its NOTICE.md) carry an emotion and an
+intention. Stickers get theirs from licence-clean sources too, never from a benchmark file: emotion from
+EmoTag1200's human ratings (150 emoji), else from an emotion lexicon over the sticker's English names
+and tags (faces and gestures only); intention from cue words in its names and tags (training.intentions).
+
+Each text becomes an item shaped like the benchmark's: the dialogue (context turns, then the text), and
+10 candidate stickers where the answer shows the text's emotion (and, for half of the items whose
+intention is not "inform", its intention), the negatives one sticker of each other emotion and the rest
+drawn from the pack at large. A stable 5% of texts (by id) is the dev split.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from eigml.catalog import Catalog
+from eigml.dialogue import Dialogue, Turn
+from eigml.labels import EMOTION_INDEX, EMOTIONS
+from training.data import SRSItem
+from training.intentions import sticker_intentions
+
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "data" / "licence_clean"
+PLUTCHIK_TO_EMOTION = {"anger": "anger", "disgust": "disgust", "fear": "fear", "joy": "happiness",
+                       "sadness": "sadness", "surprise": "surprise", "trust": "like"}  # anticipation: none
+FEELING_CATEGORIES = ("smileys-emotion", "people-body")
+
+
+def load_texts(directory: Path = DEFAULT_DIR) -> list[dict]:
+    with gzip.open(Path(directory) / "texts.jsonl.gz", "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def emotag_emotions(directory: Path = DEFAULT_DIR) -> dict[str, np.ndarray]:
+    """Emoji (without U+FE0F) -> (E,) emotion distribution from EmoTag1200's mean human ratings.
+
+    Ratings are in [0, 1] per Plutchik emotion; what no emotion explains is "none" (1 - the largest rating).
+    """
+    out: dict[str, np.ndarray] = {}
+    with (Path(directory) / "emotag.csv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            dist = np.zeros(len(EMOTIONS), dtype=np.float32)
+            for plutchik, emotion in PLUTCHIK_TO_EMOTION.items():
+                dist[EMOTION_INDEX[emotion]] = max(dist[EMOTION_INDEX[emotion]], float(row[plutchik]))
+            dist[EMOTION_INDEX["none"]] = max(0.0, 1.0 - float(dist.max()))
+            out[row["emoji"].replace("\ufe0f", "")] = dist / dist.sum()
+    return out
+
+
+def sticker_emotions(catalog: Catalog, sticker_ids: Sequence[str], directory: Path = DEFAULT_DIR,
+                     tag: Callable[[Sequence[str]], np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Sticker id -> (E,) emotion distribution, for stickers that have one (see the module docstring)."""
+    emotag = emotag_emotions(directory)
+    out: dict[str, np.ndarray] = {}
+    untagged: list[str] = []
+    for sticker_id in sticker_ids:
+        sticker = catalog[sticker_id]
+        key = (sticker.emoji or "").replace("\ufe0f", "")
+        if sticker.category not in FEELING_CATEGORIES:  # a feeling is drawn on faces, hands and hearts
+            continue
+        if key in emotag:
+            out[sticker_id] = emotag[key]
+        elif tag is not None:
+            untagged.append(sticker_id)
+    if untagged and tag is not None:
+        for sticker_id, dist in zip(untagged, tag([catalog.describe(s, "en") for s in untagged]), strict=True):
+            if dist.sum() > 0 and dist.argmax() != EMOTION_INDEX["none"] and dist.max() >= 0.5:
+                out[sticker_id] = np.asarray(dist, dtype=np.float32)
+    return out
+
+
+def emotion_pools(labels: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    """Emotion -> stickers whose distribution gives that emotion the largest share."""
+    pools: dict[str, list[str]] = {e: [] for e in EMOTIONS}
+    for sticker_id, dist in sorted(labels.items()):
+        pools[EMOTIONS[int(dist.argmax())]].append(sticker_id)
+    return pools
+
+
+def intention_pools(catalog: Catalog, sticker_ids: Sequence[str]) -> dict[str, list[str]]:
+    pools: dict[str, list[str]] = {}
+    for sticker_id in sticker_ids:
+        sticker = catalog[sticker_id]
+        words = [*sticker.names.values(), *(t for tags in sticker.tags.values() for t in tags)]
+        for name in sticker_intentions(words):
+            pools.setdefault(name, []).append(sticker_id)
+    return pools
+
+
+def _is_dev(text_id: str, share: float) -> bool:
+    return int(hashlib.sha1(text_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
+
+
+def licence_items(catalog: Catalog, *, directory: Path = DEFAULT_DIR, pack: str = "noto",
+                  num_candidates: int = 10, dev_share: float = 0.05, seed: int = 0,
+                  tag: Callable[[Sequence[str]], np.ndarray] | None = None) -> tuple[list[SRSItem], list[SRSItem]]:
+    """(train, dev) items; see the module docstring."""
+    rng = random.Random(seed)
+    ids = catalog.ids([pack])
+    pools = emotion_pools(sticker_emotions(catalog, ids, directory, tag))
+    by_intention = intention_pools(catalog, ids)
+    empty = [e for e in EMOTIONS if not pools[e]]
+    if empty:
+        raise ValueError(f"no sticker in pack {pack!r} shows {empty}: cannot build licence-clean items")
+    train: list[SRSItem] = []
+    dev: list[SRSItem] = []
+    for record in load_texts(directory):
+        emotion, intention = record["emotion"], record["intention"]
+        answer_pool = pools[emotion]
+        if intention != "inform" and intention in by_intention and rng.random() < 0.5:
+            both = sorted(set(by_intention[intention]) & set(pools[emotion]))
+            answer_pool = both or by_intention[intention]
+        answer = rng.choice(answer_pool)
+        # one sticker of every other feeling (an intention answer, e.g. 👋, may sit in one of their pools)
+        negatives = [rng.choice(others) for e in EMOTIONS if e != emotion
+                     for others in [[s for s in pools[e] if s != answer]] if others]
+        taken = {answer, *negatives, *pools[emotion]}
+        rest = num_candidates - 1 - len(negatives)
+        if rest > 0:  # drawn from the pack at large: objects, flags, symbols (no feeling)
+            negatives += rng.sample([s for s in ids if s not in taken], k=rest)
+        candidates = [answer, *negatives[: num_candidates - 1]]
+        rng.shuffle(candidates)
+        speakers = [t["speaker"] for t in record["context"]]
+        speaker = "B" if speakers and speakers[-1] == "A" else "A"
+        turns = tuple(Turn(t["speaker"], t["text"]) for t in record["context"]) + (Turn(speaker, record["text"]),)
+        responder = "A" if turns[-1].speaker == "B" else "B"
+        item = SRSItem(id=record["id"], lang=record["lang"],
+                       dialogue=Dialogue(turns, responder=responder, lang=record["lang"]),
+                       candidates=tuple(candidates), answer=answer, emotion=emotion, act=intention)
+        (dev if _is_dev(record["id"], dev_share) else train).append(item)
+    return train, dev
+
+
+def sticker_targets(catalog: Catalog, sticker_ids: Sequence[str], directory: Path = DEFAULT_DIR,
+                    tag: Callable[[Sequence[str]], np.ndarray] | None = None) -> np.ndarray:
+    """(N, E) emotion targets of stickers: their licence-clean label, else "none" (objects, flags and
+    symbols show no feeling), so that no sticker's emotion is left to chance in a served index."""
+    labels = sticker_emotions(catalog, sticker_ids, directory, tag)
+    out = np.zeros((len(sticker_ids), len(EMOTIONS)), dtype=np.float32)
+    out[:, EMOTION_INDEX["none"]] = 1.0
+    for i, sticker_id in enumerate(sticker_ids):
+        if sticker_id in labels:
+            out[i] = labels[sticker_id]
+    return out
