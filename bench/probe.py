@@ -215,8 +215,12 @@ def wait_ready(client: Client, seconds: float) -> dict[str, Any]:
     while True:
         try:
             r = client.get("/readyz")
-        except httpx.TransportError as error:
-            raise ProbeError(f"cannot reach the service ({type(error).__name__}: {error}); is it running?") from None
+        except httpx.TransportError as error:  # a service may be starting: retry until the deadline
+            if time.monotonic() > deadline:
+                raise ProbeError(f"cannot reach the service ({type(error).__name__}: {error}); is it running?"
+                                 ) from None
+            time.sleep(0.5)
+            continue
         if r.status_code == 200:
             return dict(r.json())
         message = _error_message(r)
@@ -322,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probes", type=Path, default=PROBES)
     parser.add_argument("--sticker-emotions", type=Path, default=STICKER_EMOTIONS)
     parser.add_argument("--top-k", type=int, default=TOP_K)
-    parser.add_argument("--startup-seconds", type=float, default=600.0)
+    parser.add_argument("--startup-seconds", type=float, default=None,
+                        help="how long to wait for /readyz (default: 30 with --url, 600 with --model)")
     parser.add_argument("--timeout-seconds", type=float, default=60.0, help="per request (with --url)")
     parser.add_argument("--details", type=Path, help="write one JSON line per dialogue here")
     parser.add_argument("--json", type=Path, help="write the summary here too")
@@ -335,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         table = load_sticker_emotions(args.sticker_emotions)
         client = remote_client(args.url, args.timeout_seconds) if args.url else local_client(args)
         with client as c:
-            ready = wait_ready(c, args.startup_seconds)
+            ready = wait_ready(c, args.startup_seconds if args.startup_seconds is not None
+                               else 30.0 if args.url else 600.0)
             print(f"probe: service ready: {ready}; {len(probes)} dialogues", file=sys.stderr)
             records, versions = ask(c, probes, table, args.top_k)
     except ProbeError as error:
