@@ -68,7 +68,7 @@ test-all: setup
 	$(PY) -m pytest -q -m ''
 
 lint: setup
-	$(VENV)/bin/ruff check eigml training index service tests
+	$(VENV)/bin/ruff check eigml training index service tests bench scripts
 	$(VENV)/bin/mypy index service
 
 bench-baselines: catalog

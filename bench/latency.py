@@ -204,10 +204,10 @@ async def measure_service(args: argparse.Namespace) -> tuple[dict[str, Any], lis
 def measure_in_process(args: argparse.Namespace, count: int, naive_count: int) -> dict[str, Any]:
     import torch
 
-    from index.search import load_index
+    from eigml.checkpoint import load_checkpoint
     from eigml.dialogue import Dialogue, Turn
     from eigml.export import QueryEncoder
-    from eigml.checkpoint import load_checkpoint
+    from index.search import load_index
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -301,8 +301,8 @@ def write_section(path: Path, section: str) -> None:
 def export_onnx(args: argparse.Namespace) -> Path:
     import tempfile
 
-    from eigml.export import export_query_encoder
     from eigml.checkpoint import load_checkpoint
+    from eigml.export import export_query_encoder
 
     model = load_checkpoint(args.model, models_dir=args.cache_dir / "models")
     path = Path(tempfile.mkdtemp(prefix="latency-onnx-")) / "query_encoder.onnx"
@@ -341,9 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         from index.store import current_version
 
         if current_version(args.index) is None:
-            from index.build import build_index
             from eigml.catalog import load_catalog
             from eigml.checkpoint import load_checkpoint
+            from index.build import build_index
 
             model = load_checkpoint(args.model, models_dir=args.cache_dir / "models")
             version = build_index(model, load_catalog(args.catalog), args.index,

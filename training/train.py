@@ -181,7 +181,8 @@ def train(cfg: TrainConfig, paths: Paths, env: DistEnv = DistEnv()) -> Path:
         from training.licence_clean import DEFAULT_DIR, sticker_targets
 
         directory = Path(cfg.data.licence_dir).expanduser() if cfg.data.licence_dir else DEFAULT_DIR
-        tag_stickers = (lambda ids: sticker_targets(catalog, ids, directory, tagger.tag if tagger else None))
+        def tag_stickers(ids):  # licence-clean labels; stickers without a feeling get "none"
+            return sticker_targets(catalog, ids, directory, tagger.tag if tagger else None)
     targets = sticker_emotion_targets(bank, train_items, tag_stickers)
     pseudo = None
     if tagger is not None and cfg.data.pseudo_emotion_weight > 0:
