@@ -12,7 +12,7 @@ export STICKERS_CACHE_DIR STICKERS_DATA_DIR HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLIN
 
 # The default model is trained from the catalogue alone (no benchmark data), once per version of its
 # config and the model code, and kept outside the clone so fresh clones reuse it.
-MODEL_KEY := $(shell cat configs/default.yaml eigml/*.py eigml/model/*.py | sha1sum | cut -c1-10)
+MODEL_KEY := $(shell cat configs/default.yaml eigml/*.py eigml/model/*.py training/train.py training/licence_clean.py training/intentions.py data/licence_clean/* | sha1sum | cut -c1-10)
 DEFAULT_RUN := $(STICKERS_CACHE_DIR)/runs/default-$(MODEL_KEY)
 MODEL ?= $(DEFAULT_RUN)/best
 
@@ -77,6 +77,7 @@ bench-baselines: catalog
 # Benchmark models on the shared data (docs/results.md): about an hour each on 2 cores.
 bench-train: catalog
 	$(PY) -m training train --config configs/xdd_en.yaml --data.catalog $(CATALOG)
+	$(PY) -m training train --config configs/xdd_zh.yaml --data.catalog $(CATALOG)
 	$(PY) -m training train --config configs/tweeteval.yaml --data.catalog $(CATALOG)
 
 bench-ablations: catalog
@@ -86,7 +87,7 @@ bench-ablations: catalog
 		--data.catalog $(CATALOG)
 
 bench-report: catalog
-	$(PY) -m training bench-report --catalog $(CATALOG) --data-dir $(STICKERS_DATA_DIR) --out docs/results.md
+	$(PY) -m training bench-report --catalog $(CATALOG) --data-dir $(STICKERS_DATA_DIR) --out docs/results.md --default-model $(MODEL)
 
 # The hand-written probe set (probes/) through the service app: right-emotion sticker in the top 5,
 # served emotion and intention, per language. PROBE_ARGS="--out docs/results.md" records it there.

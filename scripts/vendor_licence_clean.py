@@ -12,7 +12,7 @@ cap (seeded), so the classes are closer to balanced and the file stays small. Th
 ../shared/data/srs are never read.
 
 Output: `texts.jsonl.gz` (one record per training text: id, source, lang, context turns, text, emotion,
-intention), `emotag.csv` (EmoTag1200: emoji x 8 Plutchik scores), and NOTICE.md (licences, attribution).
+the text's own intention and the intention of a reply to it), `emotag.csv` (EmoTag1200: emoji x 8 Plutchik scores), and NOTICE.md (licences, attribution).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from eigml.labels import EMOTIONS, INTENTIONS
-from training.intentions import intention_from_text
+from training.intentions import intention_from_text, reply_intention
 
 GOEMOTIONS = {  # the GoEmotions paper's Ekman grouping, with love/admiration/caring/desire as "like"
     "admiration": "like", "amusement": "happiness", "anger": "anger", "annoyance": "anger",
@@ -61,10 +61,14 @@ CAPS = {  # rows kept per (source, emotion); Chinese sources are kept whole wher
 
 
 def record(source: str, lang: str, text: str, emotion: str, intention: str | None,
-           context: list[dict[str, str]] | None = None) -> dict:
+           context: list[dict[str, str]] | None = None, reply: str | None = None) -> dict:
+    """One training text. `emotion` and `reply_intention` describe the sticker a person sends in reply:
+    the reply mirrors the text's feeling, and its intention answers the text's (training.intentions);
+    `reply` gives the reply's intention where the data has it (CPED's next turn)."""
     text = " ".join(text.split())
+    own = intention or intention_from_text(text)
     return {"source": source, "lang": lang, "context": context or [], "text": text, "emotion": emotion,
-            "intention": intention or intention_from_text(text)}
+            "intention": own, "reply_intention": reply or reply_intention(own, emotion)}
 
 
 def goemotions(src: Path) -> list[dict]:
@@ -75,8 +79,9 @@ def goemotions(src: Path) -> list[dict]:
         if len(ids) != 1:  # multi-label rows are ambiguous as a single sticker target
             continue
         label = names[ids[0]]
+        reply = "tease" if label == "amusement" else None  # a joke is answered by laughing along
         rows.append(record("goemotions", "en", text.replace("[NAME]", "Sam"), GOEMOTIONS[label],
-                           GOEMOTIONS_INTENTION.get(label)))
+                           GOEMOTIONS_INTENTION.get(label), reply=reply))
     return rows
 
 
@@ -126,7 +131,8 @@ def cped(src: Path, context_turns: int = 3) -> list[dict]:
             rows.append(record("cped-turn", "zh", turn["Utterance"], emotion, intention, context))
             if i > 0 and turns[i - 1]["Speaker"] != turn["Speaker"]:
                 previous = spoken[max(0, i - 1 - context_turns):i - 1]
-                rows.append(record("cped-next", "zh", spoken[i - 1]["text"], emotion, intention, previous))
+                rows.append(record("cped-next", "zh", spoken[i - 1]["text"], emotion,
+                                   CPED_ACT.get(turns[i - 1]["DA"]), previous, reply=intention or "inform"))
     return rows
 
 
@@ -174,7 +180,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rows = trim(goemotions(args.src) + xed(args.src) + zh_multi(args.src) + cped(args.src), args.seed)
-    assert all(r["emotion"] in EMOTIONS and r["intention"] in INTENTIONS for r in rows)
+    assert all(r["emotion"] in EMOTIONS and {r["intention"], r["reply_intention"]} <= set(INTENTIONS) for r in rows)
     args.out.mkdir(parents=True, exist_ok=True)
     with gzip.open(args.out / "texts.jsonl.gz", "wt", encoding="utf-8", compresslevel=9) as f:
         for row in rows:
@@ -182,7 +188,7 @@ def main() -> None:
     shutil.copyfile(args.src / "emoji_en" / "EmoTag1200-scores.csv", args.out / "emotag.csv")
     (args.out / "NOTICE.md").write_text(NOTICE)
     print(f"{len(rows)} rows")
-    for key in ("source", "lang", "emotion", "intention"):
+    for key in ("source", "lang", "emotion", "intention", "reply_intention"):
         print(key, dict(Counter(r[key] for r in rows).most_common()))
 
 

@@ -49,6 +49,27 @@ def intention_from_text(text: str) -> str:
     return "question" if _QUESTION.search(lowered) else "inform"
 
 
+# What a sticker reply does to a turn that does `intention` (the reply mirrors greetings and farewells,
+# answers thanks with warmth, an apology with comfort, good news with congratulations...). Used to label
+# the reply of single-utterance data, whose labels describe the utterance itself.
+REPLY_TO_INTENTION: dict[str, str] = {
+    "greeting": "greeting", "farewell": "farewell", "thanks": "affection", "apology": "comfort",
+    "congratulations": "thanks", "comfort": "thanks", "question": "inform", "request": "agreement",
+    "agreement": "agreement", "refusal": "inform", "affection": "affection", "tease": "tease",
+}
+REPLY_TO_INFORM: dict[str, str] = {  # a plain statement: the reply answers its feeling
+    "none": "inform", "happiness": "congratulations", "like": "affection", "sadness": "comfort",
+    "fear": "comfort", "anger": "comfort", "disgust": "agreement", "surprise": "question",
+}
+
+
+def reply_intention(intention: str, emotion: str) -> str:
+    """The intention of a sticker sent in reply to a turn with this intention and emotion."""
+    if intention == "inform":
+        return REPLY_TO_INFORM[emotion]
+    return REPLY_TO_INTENTION[intention]
+
+
 # Sticker tags (emojibase names and tags, en and zh): whole tags or words that mark an intention.
 STICKER_CUES: dict[str, tuple[str, ...]] = {
     "greeting": ("wave", "waving", "hello", "hi", "招手", "你好", "打招呼", "挥手"),

@@ -1,7 +1,7 @@
 """Training items for the default model from the licence-clean data vendored in `data/licence_clean/`.
 
-Texts (GoEmotions, XED, the Chinese multi-emotion set, CPED; see its NOTICE.md) carry an emotion and an
-intention. Stickers get theirs from licence-clean sources too, never from a benchmark file: emotion from
+Texts (GoEmotions, XED, the Chinese multi-emotion set, CPED; see its NOTICE.md) carry the emotion and the
+intention of a sticker sent in reply (see scripts/vendor_licence_clean.py). Stickers get theirs from licence-clean sources too, never from a benchmark file: emotion from
 EmoTag1200's human ratings (150 emoji), else from an emotion lexicon over the sticker's English names
 and tags (faces and gestures only); intention from cue words in its names and tags (training.intentions).
 
@@ -114,7 +114,7 @@ def licence_items(catalog: Catalog, *, directory: Path = DEFAULT_DIR, pack: str 
     train: list[SRSItem] = []
     dev: list[SRSItem] = []
     for record in load_texts(directory):
-        emotion, intention = record["emotion"], record["intention"]
+        emotion, intention = record["emotion"], record["reply_intention"]
         answer_pool = pools[emotion]
         if intention != "inform" and intention in by_intention and rng.random() < 0.5:
             both = sorted(set(by_intention[intention]) & set(pools[emotion]))

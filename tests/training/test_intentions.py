@@ -24,3 +24,14 @@ def test_sticker_intentions_from_tags() -> None:
     assert sticker_intentions(["party popper", "celebration", "tada"]) == {"congratulations": 1.0}
     assert sticker_intentions(["pizza", "cheese"]) == {}
     assert set(sticker_intentions(["thinking face", "thinking"])) <= set(INTENTIONS)
+
+
+@pytest.mark.parametrize(("intention", "emotion", "reply"), [
+    ("greeting", "happiness", "greeting"), ("thanks", "like", "affection"), ("apology", "sadness", "comfort"),
+    ("congratulations", "happiness", "thanks"), ("inform", "sadness", "comfort"),
+    ("inform", "happiness", "congratulations"), ("inform", "none", "inform"),
+])
+def test_reply_intention_answers_the_turn(intention: str, emotion: str, reply: str) -> None:
+    from training.intentions import reply_intention
+
+    assert reply_intention(intention, emotion) == reply

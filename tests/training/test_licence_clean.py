@@ -59,7 +59,8 @@ def texts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small data dir in the vendored format: 3 texts per emotion and the real emotag.csv."""
     root = tmp_path_factory.mktemp("licence")
     records = [{"id": f"t-{e}-{n}", "source": "test", "lang": "en" if n % 2 else "zh", "context": [],
-                "text": f"{e} text {n}", "emotion": e, "intention": "greeting" if n == 0 else "inform"}
+                "text": f"{e} text {n}", "emotion": e, "intention": "greeting" if n == 0 else "inform",
+                "reply_intention": "greeting" if n == 0 else "inform"}
                for e in EMOTIONS for n in range(3)]
     with gzip.open(root / "texts.jsonl.gz", "wt", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
@@ -70,7 +71,7 @@ def texts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_vendored_data_is_labelled_in_both_languages_and_credited() -> None:
     rows = load_texts()
     assert len(rows) > 10_000
-    assert {r["emotion"] for r in rows} == set(EMOTIONS) and {r["intention"] for r in rows} <= set(INTENTIONS)
+    assert {r["emotion"] for r in rows} == set(EMOTIONS) and {r["intention"] for r in rows} | {r["reply_intention"] for r in rows} <= set(INTENTIONS)
     for lang in ("en", "zh"):
         per_lang = Counter(r["emotion"] for r in rows if r["lang"] == lang)
         assert set(per_lang) == set(EMOTIONS), (lang, per_lang)
