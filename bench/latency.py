@@ -10,8 +10,8 @@
    never answers. p50/p95/p99 latency, throughput, mean micro-batch size; the share of each stage at
    concurrency 1 comes from the service's own stage histogram (/metrics).
 3. With the server stopped, in this process: the query encoder's batch-1 time (the floor) and the naive
-   path: PyTorch eager `encode_dialogues` + `EIGML.score` over every sticker, no index, no batching (what
-   `EIGMLRanker` does over all ids once its sticker encodings are cached).
+   path: PyTorch eager `encode_dialogues` + the core's `rerank` over every sticker, no index, no batching
+   (what `rank`'s checkpoint ranker does over all ids once its sticker encodings are cached).
 Writes the tables between `<!-- latency:start -->` and `<!-- latency:end -->` in --out.
 """
 
@@ -204,10 +204,11 @@ async def measure_service(args: argparse.Namespace) -> tuple[dict[str, Any], lis
 def measure_in_process(args: argparse.Namespace, count: int, naive_count: int) -> dict[str, Any]:
     import torch
 
-    from index.search import load_index
+    from eigml.checkpoint import load_checkpoint
     from eigml.dialogue import Dialogue, Turn
     from eigml.export import QueryEncoder
-    from eigml.checkpoint import load_checkpoint
+    from eigml.rerank import best_first, rerank
+    from index.search import load_index
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -216,7 +217,7 @@ def measure_in_process(args: argparse.Namespace, count: int, naive_count: int) -
     encoder = QueryEncoder(model, onnx, args.backend, args.threads)
     index = load_index(args.index)
     stickers = index.encodings()
-    everything = torch.arange(len(index))[None, :]
+    everything = np.arange(len(index))
     pool = [Dialogue(tuple(Turn(t["speaker"], t["text"]) for t in d)) for d in unique_dialogues(count, args.seed + 1)]
 
     def timed(fn: Any, items: list[Dialogue]) -> list[float]:
@@ -229,8 +230,8 @@ def measure_in_process(args: argparse.Namespace, count: int, naive_count: int) -
 
     def naive(d: Dialogue) -> None:
         with torch.inference_mode():
-            scores = model.score(model.encode_dialogues([d]), stickers, everything)
-            torch.argsort(scores[0], descending=True)[:5]
+            scores = rerank(model, model.encode_dialogues([d]), stickers, [everything])[0]
+            best_first(everything, scores, 5)
 
     timed(lambda d: encoder.encode([d]), pool[:10])  # warm-up
     floor = timed(lambda d: encoder.encode([d]), pool)
@@ -301,8 +302,8 @@ def write_section(path: Path, section: str) -> None:
 def export_onnx(args: argparse.Namespace) -> Path:
     import tempfile
 
-    from eigml.export import export_query_encoder
     from eigml.checkpoint import load_checkpoint
+    from eigml.export import export_query_encoder
 
     model = load_checkpoint(args.model, models_dir=args.cache_dir / "models")
     path = Path(tempfile.mkdtemp(prefix="latency-onnx-")) / "query_encoder.onnx"
@@ -341,9 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         from index.store import current_version
 
         if current_version(args.index) is None:
-            from index.build import build_index
             from eigml.catalog import load_catalog
             from eigml.checkpoint import load_checkpoint
+            from index.build import build_index
 
             model = load_checkpoint(args.model, models_dir=args.cache_dir / "models")
             version = build_index(model, load_catalog(args.catalog), args.index,

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from eigml.model.config import ModelConfig
-from eigml.model.emotion import TaggerKind
+from training.data.emotion_taggers import TaggerKind
 
 DataSource = Literal["srs", "catalog"]
 

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eigml.paths import Paths
-from training.baselines import default_prior_data
-from training.data import DataError, SRSItem, load_srs, write_srs
-from training.evaluation import Metrics, evaluate
-from training.rank import (
+from training.benchmarks.baselines import default_prior_data
+from training.benchmarks.evaluation import Metrics, evaluate
+from training.benchmarks.rank import (
     BASELINES,
     Ranker,
     RankError,
@@ -29,6 +28,7 @@ from training.rank import (
     rank_items,
     write_predictions,
 )
+from training.data import DataError, SRSItem, load_srs, write_srs
 
 if TYPE_CHECKING:
     from eigml.catalog import Catalog

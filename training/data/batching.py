@@ -12,7 +12,7 @@ from eigml.dialogue import Dialogue
 from eigml.labels import EMOTIONS, emotion_index
 from eigml.model.knowledge import last_turn_texts
 from training.data import SRSItem
-from training.sticker_bank import StickerBank
+from training.data.sticker_bank import StickerBank
 
 
 @dataclass

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from eigml.catalog import Catalog, load_catalog
 from eigml.paths import Paths
-from training.bench import Row, _display, _fmt, full_label_set_items, update_results
+from training.benchmarks.bench_baselines import Row, _display, _fmt, full_label_set_items, update_results
+from training.benchmarks.evaluation import Metrics, evaluate
+from training.benchmarks.rank import load_ranker, rank_items
 from training.data import SRSItem, load_srs
-from training.evaluation import Metrics, evaluate
-from training.rank import load_ranker, rank_items
-from training.sticker_bank import _emoji_key
+from training.data.sticker_bank import emoji_key
 
 RUNS: dict[str, tuple[str, ...]] = {  # run name -> benchmarks it is scored on
     "xdd_en": ("xdd_en_dev",),
@@ -36,10 +36,10 @@ ABL_START, ABL_END = "<!-- ablations:start -->", "<!-- ablations:end -->"
 
 def in_other_art(items: list[SRSItem], catalog: Catalog, pack: str) -> list[SRSItem]:
     """The items whose every candidate exists in `pack` (same emoji), with candidates mapped there."""
-    by_key = {_emoji_key(catalog, s): s for s in catalog.ids([pack])}
+    by_key = {emoji_key(catalog, s): s for s in catalog.ids([pack])}
     out = []
     for item in items:
-        mapped = [by_key.get(_emoji_key(catalog, c)) for c in item.candidates]
+        mapped = [by_key.get(emoji_key(catalog, c)) for c in item.candidates]
         if all(mapped) and len(set(mapped)) == len(mapped):
             table = dict(zip(item.candidates, mapped, strict=True))
             out.append(replace(item, candidates=tuple(m for m in mapped if m), answer=table[item.answer]))
