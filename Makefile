@@ -69,7 +69,7 @@ test-all: setup
 
 lint: setup
 	$(VENV)/bin/ruff check eigml training index service tests
-	$(VENV)/bin/mypy index service
+	$(VENV)/bin/mypy eigml training index service
 
 bench-baselines: catalog
 	$(PY) -m training bench-baselines --catalog $(CATALOG) --data-dir $(STICKERS_DATA_DIR) --out docs/results.md

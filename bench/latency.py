@@ -37,6 +37,8 @@ import httpx
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
+from eigml.markdown import replace_section
+
 START, END = "<!-- latency:start -->", "<!-- latency:end -->"
 STAGES = ("encode", "retrieve", "rerank")
 
@@ -287,18 +289,6 @@ def render(args: argparse.Namespace, ready: dict[str, Any], levels: list[Level],
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the latency section of `path` (or append it; or create the file)."""
-    text = path.read_text() if path.exists() else "# Performance\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def export_onnx(args: argparse.Namespace) -> Path:
     import tempfile
 
@@ -358,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     ready, levels = asyncio.run(measure_service(args))
     local = measure_in_process(args, count=max(50, args.naive_requests), naive_count=args.naive_requests)
     section = render(args, ready, levels, local)
-    write_section(args.out, section)
+    replace_section(args.out, section, START, END, "# Performance")
     print(section)
     return 0
 

@@ -68,7 +68,8 @@ class RunConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    # mypy does not see ModelConfig's positional Field defaults, so it thinks arguments are missing
+    model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     data: DataConfig = Field(default_factory=DataConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     run: RunConfig = Field(default_factory=RunConfig)

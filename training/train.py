@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -91,10 +92,11 @@ def cached_prefixes(items: list[SRSItem], model: EIGML, root: Path, progress: bo
     """The frozen text layers' output for every item, kept on disk by (encoder, split, items) so that
     ablations and reruns over the same data skip the largest fixed cost of a run."""
     encoder = model.text_encoder
+    embeddings: nn.Module = encoder.model.embeddings  # type: ignore[assignment]  # BERT-family models have one
     digest = hashlib.sha256(json.dumps({
         "encoder": encoder.config.model_dump(mode="json", exclude={"trainable_layers", "dropout"}),
         "split": encoder.split,
-        "weights": [float(p.detach().double().sum()) for p in encoder.model.embeddings.parameters()],
+        "weights": [float(p.detach().double().sum()) for p in embeddings.parameters()],
         "items": [(i.id, [(t.speaker, t.text) for t in i.dialogue.turns], i.dialogue.responder) for i in items],
     }, sort_keys=True).encode()).hexdigest()[:16]
     path = root / f"{digest}.pt"
@@ -133,7 +135,8 @@ def evaluate_dev(ranker: EIGMLRanker, dev: list[SRSItem], batch_size: int) -> Me
 
 
 def _optimizer(model: EIGML, cfg: TrainConfig) -> torch.optim.Optimizer:
-    encoder, heads = [], []
+    encoder: list[nn.Parameter] = []
+    heads: list[nn.Parameter] = []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (encoder if name.startswith(("text_encoder.", "image_encoder.")) else heads).append(param)
@@ -199,7 +202,7 @@ def prepare_data(cfg: TrainConfig, paths: Paths, env: DistEnv, model: EIGML, cat
     pseudo = None
     if tagger is not None and cfg.data.pseudo_emotion_weight > 0:
         unlabelled = [item for item in train_items if item.emotion is None]
-        tagged = tagger.tag([item.dialogue.turns[-1].text for item in unlabelled]) if unlabelled else []
+        tagged = list(tagger.tag([item.dialogue.turns[-1].text for item in unlabelled])) if unlabelled else []
         pseudo = {item.id: row for item, row in zip(unlabelled, tagged, strict=True)}
     prefixes = (cached_prefixes(train_items, model, paths.cache_dir / "prefix", progress=env.is_main)
                 if model.text_encoder.uses_prefix else None)

@@ -10,7 +10,7 @@ Training adds BCE on the final score, label heads, EIKS' auxiliary losses and th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -95,7 +95,7 @@ class EIGML(nn.Module):
         """(N, 1+P, Hv) frozen-backbone tokens; deterministic, so safe to cache by checksum."""
         return self.image_encoder.features(images)
 
-    def cached_image_features(self, cache_root: Path):
+    def cached_image_features(self, cache_root: Path) -> Callable[[Sequence[Image.Image]], Tensor]:
         """A featurizer that reads and fills the on-disk feature cache under `cache_root`."""
         cache = None if self.config.image.trainable else FeatureCache(cache_root, self.image_encoder.cache_key)
         return lambda images: self.image_encoder.features(images, cache)

@@ -11,6 +11,7 @@ import torch
 from eigml.dialogue import Dialogue
 from eigml.labels import EMOTIONS, emotion_index
 from eigml.model.knowledge import last_turn_texts
+from eigml.model.text_encoder import TextEncoder
 from training.data import SRSItem
 from training.data.sticker_bank import StickerBank
 
@@ -102,7 +103,7 @@ def epoch_batches(num_items: int, batch_size: int, generator: torch.Generator, r
         yield chunk[rank::world_size]
 
 
-def build_prefix_cache(items: Sequence[SRSItem], text_encoder, batch_size: int = 64,
+def build_prefix_cache(items: Sequence[SRSItem], text_encoder: TextEncoder, batch_size: int = 64,
                        progress: bool = True) -> list[torch.Tensor]:
     """Per item, the frozen lower text layers' output over its real tokens, (L_i, H) fp16."""
     from tqdm import tqdm

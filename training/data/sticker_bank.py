@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from eigml.catalog import Catalog
@@ -64,7 +65,8 @@ def _same_emoji_index(catalog: Catalog, packs: Sequence[str]) -> dict[str, list[
     return index
 
 
-def build_sticker_bank(catalog: Catalog, sticker_ids: Sequence[str], featurize, *,
+def build_sticker_bank(catalog: Catalog, sticker_ids: Sequence[str],
+                       featurize: Callable[[Sequence[Image.Image]], torch.Tensor], *,
                        style_packs: Sequence[str] = (), batch_size: int = 64,
                        progress: bool = True) -> StickerBank:
     """Featurize `sticker_ids` (and their art in `style_packs`) with `featurize(list[PIL.Image]) -> (N,T,H)`."""
