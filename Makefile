@@ -55,10 +55,10 @@ run: index onnx
 
 serve: run
 
-# Recommend from the command line, without the service.
+# Recommend from the command line, without the service (the same retrieve-then-rerank path).
 DIALOGUE ?= I failed my driving test again today...
-recommend: model
-	$(PY) -m training recommend --catalog $(CATALOG) --model $(MODEL) --top-k 5 "$(DIALOGUE)"
+recommend: index
+	$(PY) -m training recommend --catalog $(CATALOG) --model $(MODEL) --index $(INDEX) --top-k 5 "$(DIALOGUE)"
 
 # Quick start, command 2: set up and run the test suite.
 test: setup

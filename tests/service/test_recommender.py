@@ -208,3 +208,22 @@ def test_a_batch_in_flight_finishes_on_its_index(tiny_model: Any, torch_encoder:
     d = make_dialogue(TEXTS[2])
     assert recommender.recommend(d).index_version == tiny_index.version  # swapped after encode: still the old
     assert recommender.recommend(d).index_version == "v-next"
+
+
+@pytest.mark.parametrize("prebuilt_index", [True, False])
+def test_recommend_command_prints_the_service_hits(recommender: Recommender, tiny_checkpoint: Path,
+                                                   tiny_catalog: Path, index_root: Path, cache_dir: Path,
+                                                   prebuilt_index: bool, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m training recommend --model CHECKPOINT` with a built index, or one it builds itself."""
+    from training.__main__ import main
+    from training.recommend import build_dialogue
+
+    monkeypatch.setenv("STICKERS_CACHE_DIR", str(cache_dir))
+    texts = ["hey", TEXTS[2]]
+    argv = ["recommend", "--catalog", str(tiny_catalog), "--model", str(tiny_checkpoint), "--top-k", "4",
+            "--packs", "noto,plain", *(["--index", str(index_root)] if prebuilt_index else []), *texts]
+    assert main(argv) == 0
+    printed = [line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]]
+    expected = recommender.recommend(build_dialogue(texts), top_k=4, packs=["noto", "plain"])
+    assert printed == [h.sticker_id for h in expected.hits]
