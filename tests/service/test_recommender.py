@@ -227,3 +227,19 @@ def test_recommend_command_prints_the_service_hits(recommender: Recommender, tin
     printed = [line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]]
     expected = recommender.recommend(build_dialogue(texts), top_k=4, packs=["noto", "plain"])
     assert printed == [h.sticker_id for h in expected.hits]
+
+
+def test_cache_key_and_tokens_read_one_dialogue_view(recommender: Recommender, tiny_model: Any) -> None:
+    """Dialogues the encoder cannot tell apart share a cache key, and vice versa: both read
+    `TextEncoder.dialogue_view` (here: NFC vs NFD text, extra whitespace, other speaker names)."""
+    import unicodedata
+
+    a = Dialogue((Turn("A", "caf\u00e9 tonight?"), Turn("B", "I failed")), responder="A")
+    b = Dialogue((Turn("x", " " + unicodedata.normalize("NFD", "caf\u00e9 tonight?")), Turn("y", "I failed\n")),
+                 responder="x")
+    c = Dialogue((Turn("A", "cafe tonight?"), Turn("B", "I failed")), responder="B")
+    tokenize = tiny_model.text_encoder.tokenize
+    assert recommender.cache_key(a) == recommender.cache_key(b)
+    assert all(torch.equal(tokenize([a])[k], tokenize([b])[k]) for k in tokenize([a]))
+    assert recommender.cache_key(a) != recommender.cache_key(c)
+    assert not torch.equal(tokenize([a])["token_type_ids"], tokenize([c])["token_type_ids"])
