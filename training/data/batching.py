@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from eigml.dialogue import Dialogue
 from eigml.labels import EMOTIONS, emotion_index
+from eigml.model.eigml import TrainingBatch
 from eigml.model.knowledge import last_turn_texts
 from eigml.model.text_encoder import TextEncoder
 from training.data import SRSItem
@@ -32,6 +34,10 @@ class Batch:
 
     def __len__(self) -> int:
         return int(self.candidate_rows.shape[0])
+
+
+if TYPE_CHECKING:  # mypy checks here that a Batch is what EIGML.forward reads
+    _FITS_THE_MODEL: type[TrainingBatch] = Batch
 
 
 def make_batch(items: Sequence[SRSItem], tokenize: Callable[[Sequence[Dialogue]], dict[str, torch.Tensor]],
