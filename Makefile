@@ -12,7 +12,7 @@ export STICKERS_CACHE_DIR STICKERS_DATA_DIR HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLIN
 
 # The default model is trained from the catalogue alone (no benchmark data), once per version of its
 # config and the model code, and kept outside the clone so fresh clones reuse it.
-MODEL_KEY := $(shell cat configs/default.yaml eigml/*.py eigml/model/*.py training/train.py training/licence_clean.py training/intentions.py data/licence_clean/* | sha1sum | cut -c1-10)
+MODEL_KEY := $(shell cat configs/default.yaml eigml/*.py eigml/model/*.py training/train.py training/data/licence_clean.py training/data/intentions.py data/licence_clean/* | sha1sum | cut -c1-10)
 DEFAULT_RUN := $(STICKERS_CACHE_DIR)/runs/default-$(MODEL_KEY)
 MODEL ?= $(DEFAULT_RUN)/best
 
@@ -55,10 +55,10 @@ run: index onnx
 
 serve: run
 
-# Recommend from the command line, without the service.
+# Recommend from the command line, without the service (the same retrieve-then-rerank path).
 DIALOGUE ?= I failed my driving test again today...
-recommend: model
-	$(PY) -m training recommend --catalog $(CATALOG) --model $(MODEL) --top-k 5 "$(DIALOGUE)"
+recommend: index
+	$(PY) -m training recommend --catalog $(CATALOG) --model $(MODEL) --index $(INDEX) --top-k 5 "$(DIALOGUE)"
 
 # Quick start, command 2: set up and run the test suite.
 test: setup
@@ -69,7 +69,7 @@ test-all: setup
 
 lint: setup
 	$(VENV)/bin/ruff check eigml training index service tests bench scripts
-	$(VENV)/bin/mypy index service
+	$(VENV)/bin/mypy eigml training index service
 
 bench-baselines: catalog
 	$(PY) -m training bench-baselines --catalog $(CATALOG) --data-dir $(STICKERS_DATA_DIR) --out docs/results.md

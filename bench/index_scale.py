@@ -13,7 +13,6 @@ import argparse
 import gc
 import os
 import platform
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -23,8 +22,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from eigml.markdown import replace_section
 from index.ann import new_index, search_parameters
-from index.evaluate import clustered_unit_vectors, exact_search, recall_at_k
+from index.evaluate import clustered_unit_vectors, exact_search, neighbor_recall_at_k
 from index.store import SearchSettings
 
 START, END = "<!-- index-scale:start -->", "<!-- index-scale:end -->"
@@ -103,7 +103,7 @@ def measure(name: str, index: faiss.Index, settings: list[SearchSettings], build
         _, found = index.search(queries, K, params=params)
         p50, p99 = latencies_ms(lambda q, p=params: index.search(q, K, params=p), timed)
         label = (f"nprobe={s.nprobe}" if s.nprobe else f"efSearch={s.ef_search}" if s.ef_search else "exact")
-        rows.append(Row(name, label, build_s, index_mib, rss, p50, p99, recall_at_k(found, exact, K)))
+        rows.append(Row(name, label, build_s, index_mib, rss, p50, p99, neighbor_recall_at_k(found, exact, K)))
         print(f"{name:16s} {label:12s} build {build_s:7.1f} s  index {index_mib:8.1f} MiB  rss +{rss:7.1f} MiB  "
               f"p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  recall@{K} {rows[-1].recall:.4f}", file=sys.stderr, flush=True)
     return rows
@@ -171,16 +171,7 @@ def render(rows: list[Row], args: argparse.Namespace, argv: list[str], seconds: 
               "Build and RSS are per option, not per query setting. The index's documented query defaults "
               f"(index/ann.py) are nprobe = max(32, nlist / 32) = {max(32, args.nlist // 32)} here and "
               "efSearch = 256.", END]
-    return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace the marked section of `path` (or append it; create the file if needed)."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Performance\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END) + r"\n?", re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     start, load = time.perf_counter(), os.getloadavg()[0]
     rows = run(args)
-    write_section(args.out, render(rows, args, argv, time.perf_counter() - start, load))
+    replace_section(args.out, render(rows, args, argv, time.perf_counter() - start, load), START, END,
+                    "# Performance")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -10,8 +10,8 @@
    never answers. p50/p95/p99 latency, throughput, mean micro-batch size; the share of each stage at
    concurrency 1 comes from the service's own stage histogram (/metrics).
 3. With the server stopped, in this process: the query encoder's batch-1 time (the floor) and the naive
-   path: PyTorch eager `encode_dialogues` + `EIGML.score` over every sticker, no index, no batching (what
-   `EIGMLRanker` does over all ids once its sticker encodings are cached).
+   path: PyTorch eager `encode_dialogues` + the core's `rerank` over every sticker, no index, no batching
+   (what `rank`'s checkpoint ranker does over all ids once its sticker encodings are cached).
 Writes the tables between `<!-- latency:start -->` and `<!-- latency:end -->` in --out.
 """
 
@@ -36,6 +36,8 @@ from typing import Any
 import httpx
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
+
+from eigml.markdown import replace_section
 
 START, END = "<!-- latency:start -->", "<!-- latency:end -->"
 STAGES = ("encode", "retrieve", "rerank")
@@ -207,6 +209,7 @@ def measure_in_process(args: argparse.Namespace, count: int, naive_count: int) -
     from eigml.checkpoint import load_checkpoint
     from eigml.dialogue import Dialogue, Turn
     from eigml.export import QueryEncoder
+    from eigml.rerank import best_first, rerank
     from index.search import load_index
 
     if args.threads is not None:
@@ -216,7 +219,7 @@ def measure_in_process(args: argparse.Namespace, count: int, naive_count: int) -
     encoder = QueryEncoder(model, onnx, args.backend, args.threads)
     index = load_index(args.index)
     stickers = index.encodings()
-    everything = torch.arange(len(index))[None, :]
+    everything = np.arange(len(index))
     pool = [Dialogue(tuple(Turn(t["speaker"], t["text"]) for t in d)) for d in unique_dialogues(count, args.seed + 1)]
 
     def timed(fn: Any, items: list[Dialogue]) -> list[float]:
@@ -229,8 +232,8 @@ def measure_in_process(args: argparse.Namespace, count: int, naive_count: int) -
 
     def naive(d: Dialogue) -> None:
         with torch.inference_mode():
-            scores = model.score(model.encode_dialogues([d]), stickers, everything)
-            torch.argsort(scores[0], descending=True)[:5]
+            scores = rerank(model, model.encode_dialogues([d]), stickers, [everything])[0]
+            best_first(everything, scores, 5)
 
     timed(lambda d: encoder.encode([d]), pool[:10])  # warm-up
     floor = timed(lambda d: encoder.encode([d]), pool)
@@ -284,18 +287,6 @@ def render(args: argparse.Namespace, ready: dict[str, Any], levels: list[Level],
               f"| p50 beyond the encoder floor <= 40% of p50 | {beyond:.0%} | {'yes' if beyond <= 0.4 else 'no'} |",
               "", f"Naive p50 / service p50 at concurrency 1: {speedup:.1f}x.", END]
     return "\n".join(lines)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace the latency section of `path` (or append it; or create the file)."""
-    text = path.read_text() if path.exists() else "# Performance\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def export_onnx(args: argparse.Namespace) -> Path:
@@ -357,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     ready, levels = asyncio.run(measure_service(args))
     local = measure_in_process(args, count=max(50, args.naive_requests), naive_count=args.naive_requests)
     section = render(args, ready, levels, local)
-    write_section(args.out, section)
+    replace_section(args.out, section, START, END, "# Performance")
     print(section)
     return 0
 

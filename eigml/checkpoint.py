@@ -1,4 +1,4 @@
-"""Self-describing checkpoints and the model-backed ranker used by `rank`, training and the index.
+"""Self-describing checkpoints: `save_checkpoint` writes one, `load_checkpoint` reads it back.
 
 A checkpoint folder holds `model.json` (format, version, model config, label sets, training metrics),
 `text_encoder/` (fine-tuned weights + tokenizer, loadable without the hub) and `heads.safetensors`
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from eigml import __version__
-from eigml.catalog import Catalog
-from eigml.dialogue import Dialogue
 from eigml.model.config import ModelConfig
 from eigml.model.eigml import EIGML
-from eigml.model.interface import StickerEncoding
-from training.data import SRSItem
-from training.sticker_bank import StickerBank, build_sticker_bank
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.json"
@@ -115,65 +109,3 @@ def load_checkpoint(directory: Path, models_dir: Path | None = None) -> EIGML:
     model.version = spec["version"]
     return model.eval()
 
-
-class EIGMLRanker:
-    """Ranks candidates with the full model (final SAMM score). Implements `Ranker` and `CandidateScorer`."""
-
-    def __init__(self, model: EIGML, bank: StickerBank, catalog: Catalog | None = None,
-                 cache_root: Path | None = None) -> None:
-        self.model = model
-        self.bank = bank
-        self.catalog = catalog  # lets the bank grow for stickers it has not featurized yet
-        self.cache_root = cache_root
-        self._encoding: StickerEncoding | None = None
-
-    def refresh(self) -> None:
-        """Forget encoded stickers (call after the weights change)."""
-        self._encoding = None
-
-    def _ensure(self, sticker_ids: Sequence[str]) -> None:
-        missing = sorted({s for s in sticker_ids if s not in self.bank.index})
-        if not missing:
-            return
-        if self.catalog is None:
-            raise KeyError(f"{len(missing)} stickers are not in the sticker bank, e.g. {missing[:5]}")
-        featurize = (self.model.cached_image_features(self.cache_root) if self.cache_root
-                     else self.model.image_features)
-        grown = build_sticker_bank(self.catalog, self.bank.ids + missing, featurize, progress=False)
-        self.bank = grown
-        self._encoding = None
-
-    def _stickers(self) -> StickerEncoding:
-        if self._encoding is None:
-            with torch.inference_mode():
-                self._encoding = self.model.encode_stickers(self.bank.features[: len(self.bank)])
-        return self._encoding
-
-    @torch.inference_mode()
-    def score(self, dialogues: Sequence[Dialogue], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
-        self._ensure([c for cands in candidates for c in cands])
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            stickers = self._stickers()
-            queries = self.model.encode_dialogues(dialogues)
-            width = max(len(c) for c in candidates)
-            rows = torch.zeros(len(candidates), width, dtype=torch.long)
-            for i, cands in enumerate(candidates):
-                rows[i, : len(cands)] = self.bank.rows(cands)
-            scores = self.model.score(queries, stickers, rows)
-        finally:
-            self.model.train(was_training)
-        return [scores[i, : len(c)].tolist() for i, c in enumerate(candidates)]
-
-    def rank(self, items: Sequence[SRSItem]) -> list[list[str]]:
-        scores = self.score([item.dialogue for item in items], [item.candidates for item in items])
-        return [[c for _, c in sorted(zip(s, item.candidates, strict=True), key=lambda p: -p[0])]
-                for s, item in zip(scores, items, strict=True)]
-
-
-def load_ranker_from_checkpoint(path: Path, catalog: Catalog, cache_root: Path | None = None) -> EIGMLRanker:
-    """The `rank --model CHECKPOINT` entry: a ranker whose sticker bank grows from `catalog` on demand."""
-    model = load_checkpoint(Path(path), models_dir=cache_root / "models" if cache_root else None)
-    empty = StickerBank(ids=[], index={}, features=torch.empty(0), variants=[])
-    return EIGMLRanker(model, empty, catalog=catalog, cache_root=cache_root / "features" if cache_root else None)

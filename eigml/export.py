@@ -77,8 +77,8 @@ class QueryGraph(nn.Module):
         """(B, L) int64 x3 -> the six OUTPUT_NAMES tensors, batch first."""
         tokens = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
         # learned knowledge reads token states only; the last turns' texts are COMET's input
-        out = self.model._encode_tokens(tokens, last_turns=())
-        encoding = self.model._query_encoding(out)
+        out = self.model.encode_tokens(tokens, last_turns=())
+        encoding = self.model.query_encoding(out)
         return (encoding.query, encoding.emotion_probs, encoding.intention_probs,
                 *(encoding.features[name] for name in OUTPUT_NAMES[3:]))
 

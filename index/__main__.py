@@ -76,7 +76,7 @@ def make_config(args: argparse.Namespace) -> IndexCommandConfig:
 def run(args: argparse.Namespace) -> int:
     from eigml.checkpoint import CheckpointError
     from index.ann import FactoryError
-    from index.build import BuildError
+    from index.build import IndexBuildError
     from index.store import IndexStoreError
 
     prog = f"python -m index {args.command}"
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         version = execute(config)
-    except (BuildError, FactoryError, IndexStoreError, CheckpointError, FileNotFoundError) as error:
+    except (IndexBuildError, FactoryError, IndexStoreError, CheckpointError, FileNotFoundError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     print(version)

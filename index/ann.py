@@ -96,7 +96,7 @@ def build_faiss_index(vectors: np.ndarray, factory: str, *, device: Literal["cpu
     concrete = faiss.downcast_index(ivf) if ivf is not None else None
     if concrete is not None and hasattr(concrete, "do_polysemous_training"):
         # IVF-PQ from a factory string spends minutes on polysemous codes, which we never search with
-        concrete.do_polysemous_training = False  # type: ignore[attr-defined]
+        concrete.do_polysemous_training = False
     sample = vectors
     if train_size is not None and count > train_size:
         sample = vectors[np.sort(np.random.default_rng(seed).choice(count, train_size, replace=False))]

@@ -34,7 +34,7 @@ from index.store import (
 )
 
 
-class BuildError(ValueError):
+class IndexBuildError(ValueError):
     """A build or update the catalogue, the current index or the model cannot satisfy."""
 
 
@@ -77,7 +77,7 @@ def build_index(model: EIGML, catalog: Catalog, root: Path, *, factory: str = "F
     chosen = sorted(catalog.packs) if packs is None else sorted(set(packs))
     unknown = sorted(set(chosen) - set(catalog.packs))
     if unknown:
-        raise BuildError(f"unknown pack(s) {', '.join(unknown)}: the catalogue at {catalog.root} has "
+        raise IndexBuildError(f"unknown pack(s) {', '.join(unknown)}: the catalogue at {catalog.root} has "
                          f"{', '.join(sorted(catalog.packs)) or 'no packs'}")
     return _write_version(model, catalog, Path(root), chosen, None, factory=factory, search=search,
                           device=device, batch_size=batch_size, feature_cache=feature_cache, publish=publish,
@@ -100,10 +100,10 @@ def update_index(model: EIGML, catalog: Catalog, root: Path, *, add_packs: Seque
     try:
         previous = read_version(root)
     except IndexStoreError as error:
-        raise BuildError(f"nothing to update: {error}") from None
+        raise IndexBuildError(f"nothing to update: {error}") from None
     manifest = previous.manifest
     if manifest.model_version != model.version and not allow_model_change:
-        raise BuildError(f"index version {manifest.index_version} under {root} was built with model "
+        raise IndexBuildError(f"index version {manifest.index_version} under {root} was built with model "
                          f"{manifest.model_version}, the checkpoint is model {model.version}: run "
                          "`python -m index rebuild` to embed every sticker again with the new model")
     packs = _updated_packs(previous, catalog, [_pack_name(p, catalog) for p in add_packs], remove_packs)
@@ -125,9 +125,9 @@ def _pack_name(pack: str, catalog: Catalog) -> str:
         return pack
     folder = Path(pack).expanduser()
     if not folder.is_dir():
-        raise BuildError(f"pack folder {folder} does not exist")
+        raise IndexBuildError(f"pack folder {folder} does not exist")
     if folder.resolve().parent != catalog.root.resolve():
-        raise BuildError(f"pack folder {folder} is not in the catalogue at {catalog.root}: copy it there first "
+        raise IndexBuildError(f"pack folder {folder} is not in the catalogue at {catalog.root}: copy it there first "
                          f"(cp -r {folder} {catalog.root}/); the index stores image paths relative to the catalogue")
     return folder.name
 
@@ -138,23 +138,23 @@ def _updated_packs(previous: StoredVersion, catalog: Catalog, add: Sequence[str]
     version = previous.manifest.index_version
     both = sorted(set(add) & set(remove))
     if both:
-        raise BuildError(f"pack(s) {', '.join(both)} both added and removed")
+        raise IndexBuildError(f"pack(s) {', '.join(both)} both added and removed")
     unknown = sorted(set(add) - set(catalog.packs))
     if unknown:
-        raise BuildError(f"unknown pack(s) {', '.join(unknown)}: the catalogue at {catalog.root} has "
+        raise IndexBuildError(f"unknown pack(s) {', '.join(unknown)}: the catalogue at {catalog.root} has "
                          f"{', '.join(sorted(catalog.packs)) or 'no packs'}")
     not_indexed = sorted(set(remove) - current)
     if not_indexed:
-        raise BuildError(f"cannot remove pack(s) {', '.join(not_indexed)}: index version {version} has "
+        raise IndexBuildError(f"cannot remove pack(s) {', '.join(not_indexed)}: index version {version} has "
                          f"{', '.join(sorted(current))}")
     packs = (current - set(remove)) | set(add)
     missing = sorted(packs - set(catalog.packs))
     if missing:
-        raise BuildError(f"pack(s) {', '.join(missing)} of index version {version} are not in the catalogue at "
+        raise IndexBuildError(f"pack(s) {', '.join(missing)} of index version {version} are not in the catalogue at "
                          f"{catalog.root} (the index was built from {previous.manifest.catalog_root}): "
                          "pass --remove-pack to drop them or --catalog to point at their catalogue")
     if not packs:
-        raise BuildError(f"removing {', '.join(remove)} leaves no packs to index")
+        raise IndexBuildError(f"removing {', '.join(remove)} leaves no packs to index")
     return sorted(packs)
 
 
@@ -181,7 +181,7 @@ def _write_version(model: EIGML, catalog: Catalog, root: Path, packs: list[str],
                    parent_version: str | None = None) -> str:
     ids = catalog.ids(packs)
     if not ids:
-        raise BuildError(f"packs {', '.join(packs)} of the catalogue at {catalog.root} hold no stickers")
+        raise IndexBuildError(f"packs {', '.join(packs)} of the catalogue at {catalog.root} hold no stickers")
     check_factory(factory, model.config.dim, len(ids))  # before any embedding work
     faiss_device = resolve_device(device)
     checksums = {s: file_sha256(catalog[s].path) for s in ids}

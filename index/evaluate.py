@@ -31,7 +31,7 @@ def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.n
                      metric=faiss.METRIC_INNER_PRODUCT)
 
 
-def recall_at_k(found: np.ndarray, exact: np.ndarray, k: int) -> float:
+def neighbor_recall_at_k(found: np.ndarray, exact: np.ndarray, k: int) -> float:
     """Mean fraction of each query's exact top-k rows that `found` (B, >=k) returns in its first k."""
     hits = [np.intersect1d(f[:k][f[:k] >= 0], e[:k]).size for f, e in zip(found, exact, strict=True)]
     return float(np.mean(hits)) / k

@@ -80,9 +80,6 @@ class StickerArrays:
     def __len__(self) -> int:
         return int(self.visual.shape[0])
 
-    def take(self, rows: np.ndarray) -> StickerArrays:
-        return StickerArrays(*(a[rows] for a in self.fields()))
-
     def fields(self) -> tuple[np.ndarray, ...]:
         return (self.visual, self.emotion, self.intention, self.emotion_probs, self.patches)
 

@@ -1,4 +1,4 @@
-"""Write eigml/model/emotion_lexicon_en.py from kaomoji-dataset and vaderSentiment (both installed).
+"""Write training/data/emotion_lexicon_en.py from kaomoji-dataset and vaderSentiment (both installed).
 
     python scripts/build_emotion_lexicon.py
 """
@@ -12,16 +12,16 @@ import kaomoji_dataset
 import vaderSentiment
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from eigml.model.emotion import derive_english_lexicon
+from training.data.emotion_taggers import derive_english_lexicon
 
-OUT = Path(__file__).resolve().parents[1] / "training" / "model" / "emotion_lexicon_en.py"
+OUT = Path(__file__).resolve().parents[1] / "training" / "data" / "emotion_lexicon_en.py"
 
 HEADER = '''"""English emotion lexicon: word or phrase -> emotion of eigml.labels.EMOTIONS. Generated; do not edit.
 
 Regenerate with `python scripts/build_emotion_lexicon.py`; tests check that it matches the packages.
 Derived from kaomoji-dataset {kaomoji} (CC BY 4.0, FontVibe, https://fontvibe.ai/tools/kaomoji): the
 words of its emotion and intent vocabularies, grouped and mapped to emotions in
-eigml.model.emotion.KAOMOJI_GROUP_EMOTION; and from vaderSentiment {vader} (MIT): inflections of those
+training.data.emotion_taggers.KAOMOJI_GROUP_EMOTION; and from vaderSentiment {vader} (MIT): inflections of those
 words found in the VADER lexicon.
 """
 

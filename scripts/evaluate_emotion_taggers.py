@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from eigml.labels import EMOTION_INDEX, EMOTIONS, emotion_index
-from eigml.model.emotion import CnsentiTagger, EmotionTagger, EnglishTagger
 from eigml.paths import Paths
+from training.data.emotion_taggers import CnsentiTagger, EmotionTagger, EnglishTagger
 
 CPED_TO_EMOTION = {"happy": "happiness", "relaxed": "happiness", "positive-other": "happiness",
                    "grateful": "happiness", "depress": "sadness", "worried": "fear", "astonished": "surprise"}

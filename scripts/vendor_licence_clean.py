@@ -7,7 +7,7 @@ Run once by a maintainer (the output is committed, so a fresh clone needs nothin
 Every source label is mapped onto the model's emotions (eigml.labels.EMOTIONS) by the tables below, and
 every text gets an intention from the product vocabulary (eigml.labels.INTENTIONS): from the source's own
 labels where it has them (CPED dialogue acts, GoEmotions gratitude/remorse/caring/...), else from the cue
-phrases in `training.intentions` (the same rules label sticker tags). Rows are trimmed to a per-class
+phrases in `training.data.intentions` (the same rules label sticker tags). Rows are trimmed to a per-class
 cap (seeded), so the classes are closer to balanced and the file stays small. The benchmark files in
 ../shared/data/srs are never read.
 
@@ -27,7 +27,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from eigml.labels import EMOTIONS, INTENTIONS
-from training.intentions import intention_from_text, reply_intention
+from training.data.intentions import intention_from_text, reply_intention
 
 GOEMOTIONS = {  # the GoEmotions paper's Ekman grouping, with love/admiration/caring/desire as "like"
     "admiration": "like", "amusement": "happiness", "anger": "anger", "annoyance": "anger",
@@ -63,7 +63,7 @@ CAPS = {  # rows kept per (source, emotion); Chinese sources are kept whole wher
 def record(source: str, lang: str, text: str, emotion: str, intention: str | None,
            context: list[dict[str, str]] | None = None, reply: str | None = None) -> dict:
     """One training text. `emotion` and `reply_intention` describe the sticker a person sends in reply:
-    the reply mirrors the text's feeling, and its intention answers the text's (training.intentions);
+    the reply mirrors the text's feeling, and its intention answers the text's (training.data.intentions);
     `reply` gives the reply's intention where the data has it (CPED's next turn)."""
     text = " ".join(text.split())
     own = intention or intention_from_text(text)

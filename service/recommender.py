@@ -2,9 +2,9 @@
 
 `Recommender.recommend_many` serves a micro-batch: dialogue encodings come from the cache or one batched
 encoder call, each request retrieves its top `candidates` stickers from the index (its own pack filter and
-exclusions), and one `EIGML.score` call reranks every request's candidates with the full model. The
-ranking equals `EIGMLRanker` over the same candidates. The index reference is read once per batch, so a
-hot swap (`swap_index`) never changes the index under a batch in flight.
+exclusions), and one `eigml.rerank.rerank` call (the function `rank`, training and the command-line
+recommender also call) reranks every request's candidates with the full model. The index reference is read
+once per batch, so a hot swap (`swap_index`) never changes the index under a batch in flight.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import unicodedata
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 from eigml.dialogue import Dialogue
 from eigml.model.eigml import EIGML
 from eigml.model.interface import QueryEncoding, StickerEncoding
-from eigml.model.text_encoder import responder_of
+from eigml.rerank import best_first, rerank
 from service.encodings import encoding_rows, pack_encoding, stack_rows, unpack_encoding
 
 Stage = Literal["encode", "retrieve", "rerank"]
@@ -61,6 +60,7 @@ class SearchIndex(Protocol):
     version: str
     model_version: str
     ids: list[str]
+    catalog_root: Path  # the catalogue folder the index was built from (image paths are under it)
 
     def __len__(self) -> int: ...
 
@@ -199,12 +199,8 @@ class Recommender:
         return now
 
     def cache_key(self, dialogue: Dialogue) -> str:
-        """Hash of what the encoder sees: the kept turns' stripped NFC text and whether the responder sent
-        each (speaker names are irrelevant beyond that), plus the model version."""
-        responder = responder_of(dialogue)
-        turns = dialogue.turns[-self.model.config.text.max_turns :]
-        view = [[responder is not None and t.speaker == responder, unicodedata.normalize("NFC", t.text.strip())]
-                for t in turns]
+        """Hash of what the encoder sees (`TextEncoder.dialogue_view`) plus the model version."""
+        view = [[t.from_responder, t.text] for t in self.model.text_encoder.dialogue_view(dialogue)]
         payload = json.dumps([self.model.version, view], ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -248,25 +244,12 @@ class Recommender:
         return out
 
     def _rerank(self, loaded: LoadedIndex, queries: QueryEncoding, retrieved: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Final scores (per request, aligned with its rows) from one `EIGML.score` call over the batch."""
-        width = max(len(rows) for rows in retrieved)
-        if width == 0:
-            return [np.empty(0, dtype=np.float32) for _ in retrieved]
-        # score only the stickers this batch uses: the bank's other rows are never read
-        used, inverse = np.unique(np.concatenate(retrieved), return_inverse=True)
-        stickers = loaded.index.encodings()
-        subset = StickerEncoding(*(t[torch.from_numpy(used)] for t in stickers))
-        candidates = torch.zeros(len(retrieved), width, dtype=torch.long)
-        start = 0
-        for i, rows in enumerate(retrieved):
-            candidates[i, : len(rows)] = torch.from_numpy(inverse[start : start + len(rows)])
-            start += len(rows)
-        scores = self.model.score(queries, subset, candidates).float().numpy()
-        return [scores[i, : len(rows)] for i, rows in enumerate(retrieved)]
+        """Final scores (per request, aligned with its rows) from the core's one rerank call over the batch."""
+        return rerank(self.model, queries, loaded.index.encodings(), retrieved)
 
     def _result(self, loaded: LoadedIndex, queries: QueryEncoding, i: int, request: RecommendRequest,
                 rows: np.ndarray, scores: np.ndarray) -> RecommendResult:
-        order = np.lexsort((rows, -scores))[: request.top_k]  # best score first, ties by index row
+        order = best_first(rows, scores, request.top_k)
         hits = []
         for j in order:
             info = loaded.index.sticker(int(rows[j]))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -58,9 +57,7 @@ def sticker_image(sticker_id: str, request: Request, recommender: RecommenderDep
         row = index.row(sticker_id)
     except KeyError:
         raise NotFound(f"no sticker {sticker_id!r} in index {index.version}") from None
-    built_root = getattr(index, "catalog_root", None)  # StickerIndex knows where it was built from
-    path = images.resolve_image(settings.catalog, index.sticker(row).image_path,
-                                Path(built_root) if built_root is not None else None)
+    path = images.resolve_image(settings.catalog, index.sticker(row).image_path, index.catalog_root)
     if path is None:
         raise NotFound(f"sticker {sticker_id!r} has no image in the catalogue")
     tag = images.etag(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -117,6 +118,17 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_catalog: Path
             os.environ["STICKERS_CACHE_DIR"] = old
     assert code == 0
     return out / "best"
+
+
+@pytest.fixture()
+def free_port() -> Callable[[], int]:
+    """A function returning a loopback TCP port that nothing listens on (for servers a test starts)."""
+    def pick() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    return pick
 
 
 @pytest.fixture()

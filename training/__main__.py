@@ -14,13 +14,13 @@ from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "catalog": ("training.catalog_build", "build the default sticker catalogue from the npm emoji packs"),
-    "rank": ("training.rank", "rank every item's candidates with a model or baseline"),
-    "evaluate": ("training.evaluation", "score a predictions file against a benchmark file"),
+    "rank": ("training.benchmarks.rank", "rank every item's candidates with a model or baseline"),
+    "evaluate": ("training.benchmarks.evaluation", "score a predictions file against a benchmark file"),
     "recommend": ("training.recommend", "recommend stickers from the whole catalogue for a dialogue"),
-    "bench-baselines": ("training.bench", "run the baselines on every dev/val benchmark file"),
+    "bench-baselines": ("training.benchmarks.bench_baselines", "run the baselines on every dev/val benchmark file"),
     "train": ("training.train", "train an EIGML model from a YAML config"),
-    "bench-ablations": ("training.ablations", "train the full model and each component removed, at one budget"),
-    "bench-report": ("training.report", "score the trained runs on every dev/val file; write docs/results.md"),
+    "bench-ablations": ("training.benchmarks.ablations", "train the full model and each component removed, at one budget"),
+    "bench-report": ("training.benchmarks.report", "score the trained runs on every dev/val file; write docs/results.md"),
     "export": ("eigml.export", "export a checkpoint's query encoder to ONNX"),
 }
 

@@ -40,11 +40,11 @@ PackName = Literal["noto", "twemoji", "openmoji"]
 PACK_NAMES: tuple[PackName, ...] = get_args(PackName)
 
 
-class BuildError(RuntimeError):
+class CatalogBuildError(RuntimeError):
     """The catalogue cannot be built; the message says why and what to do."""
 
 
-class ChecksumError(BuildError):
+class ChecksumError(CatalogBuildError):
     """A tarball's bytes do not match the sha512 pinned in the lock file."""
 
 
@@ -132,9 +132,9 @@ def npm_pack(package: LockedPackage, dest_dir: Path) -> Path:
     try:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
     except FileNotFoundError:
-        raise BuildError("npm is not installed; install Node.js (npm) to fetch the emoji packages") from None
+        raise CatalogBuildError("npm is not installed; install Node.js (npm) to fetch the emoji packages") from None
     if result.returncode != 0:
-        raise BuildError(f"`{' '.join(command)}` failed:\n{result.stderr.strip()[-2000:]}")
+        raise CatalogBuildError(f"`{' '.join(command)}` failed:\n{result.stderr.strip()[-2000:]}")
     return dest_dir / json.loads(result.stdout)[0]["filename"]
 
 
@@ -407,13 +407,13 @@ def _check_build(tmp: Path, config: CatalogBuildConfig, reports: dict[str, PackR
     catalog = load_catalog(tmp)
     if catalog.skipped:
         path, reason = catalog.skipped[0]
-        raise BuildError(f"{len(catalog.skipped)} built files fail validation, e.g. {path}: {reason}")
+        raise CatalogBuildError(f"{len(catalog.skipped)} built files fail validation, e.g. {path}: {reason}")
     for pack, report in reports.items():
         if len(catalog.ids([pack])) != report.written:
-            raise BuildError(f"pack {pack}: wrote {report.written} stickers, loaded {len(catalog.ids([pack]))}")
+            raise CatalogBuildError(f"pack {pack}: wrote {report.written} stickers, loaded {len(catalog.ids([pack]))}")
     missing = [sticker_id for sticker_id in _checked_ids(config) if sticker_id not in catalog]
     if missing:
-        raise BuildError(f"{len(missing)} benchmark sticker ids are missing from the build, e.g. {missing[:5]}")
+        raise CatalogBuildError(f"{len(missing)} benchmark sticker ids are missing from the build, e.g. {missing[:5]}")
 
 
 def _replace_dir(new: Path, out: Path) -> None:
@@ -433,11 +433,11 @@ def _replace_dir(new: Path, out: Path) -> None:
 
 
 def build_catalog(config: CatalogBuildConfig, fetch: Fetch | None = None) -> dict[str, PackReport] | None:
-    """Build the catalogue at config.out; None when it was already up to date. Raises BuildError."""
+    """Build the catalogue at config.out; None when it was already up to date. Raises CatalogBuildError."""
     lock = read_lock(config.lock_path)
     missing = sorted(set(_needed_packages(config)) - set(lock))
     if missing:
-        raise BuildError(f"{config.lock_path} pins no version of {missing}")
+        raise CatalogBuildError(f"{config.lock_path} pins no version of {missing}")
     if not config.force and is_up_to_date(config, lock):
         return None
     with _build_lock(config.out):
@@ -445,7 +445,7 @@ def build_catalog(config: CatalogBuildConfig, fetch: Fetch | None = None) -> dic
             return None
         if config.out.exists() and any(config.out.iterdir()) and not (config.out / STAMP_FILE).exists() \
                 and not config.force:
-            raise BuildError(f"{config.out} exists and was not built by this command; "
+            raise CatalogBuildError(f"{config.out} exists and was not built by this command; "
                              "pass --force to replace it")
         tarballs = {name: fetch_tarball(lock[name], config.cache_dir, fetch) for name in _needed_packages(config)}
         tmp = Path(tempfile.mkdtemp(prefix=f".{config.out.name}.building-", dir=config.out.parent))
@@ -490,7 +490,7 @@ def _parse_packs(text: str) -> tuple[PackName, ...]:
     packs = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     unknown = [pack for pack in packs if pack not in PACK_NAMES]
     if unknown or not packs:
-        raise BuildError(f"unknown pack(s) {unknown or text!r}; choose from {','.join(PACK_NAMES)}")
+        raise CatalogBuildError(f"unknown pack(s) {unknown or text!r}; choose from {','.join(PACK_NAMES)}")
     return tuple(pack for pack in PACK_NAMES if pack in packs)
 
 
@@ -510,7 +510,7 @@ def run(args: argparse.Namespace) -> int:
                                     packs=packs, skin_tones=args.skin_tones, force=args.force,
                                     lock_path=args.lock, required_ids=required)
         reports = build_catalog(config)
-    except BuildError as error:
+    except CatalogBuildError as error:
         print(f"catalog: {error}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - started

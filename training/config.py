@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from eigml.model.config import ModelConfig
-from eigml.model.emotion import TaggerKind
+from training.data.emotion_taggers import TaggerKind
 
 DataSource = Literal["srs", "catalog", "licence"]
 
@@ -25,7 +25,7 @@ class _Strict(BaseModel):
 
 class DataConfig(_Strict):
     # "catalog": pairs synthesised from the catalogue's names and tags; "licence": the licence-clean texts
-    # vendored in data/licence_clean (the default model's data, see training/licence_clean.py)
+    # vendored in data/licence_clean (the default model's data, see training/data/licence_clean.py)
     source: DataSource = "srs"
     licence_dir: str | None = None  # default: the repo's data/licence_clean
     train: str | None = None  # SRS JSON Lines; relative paths are resolved against the data dir
@@ -71,7 +71,8 @@ class RunConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    # mypy does not see ModelConfig's positional Field defaults, so it thinks arguments are missing
+    model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     data: DataConfig = Field(default_factory=DataConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     run: RunConfig = Field(default_factory=RunConfig)

@@ -1,26 +1,33 @@
 """The `recommend` command: the best stickers of the whole catalogue (or some packs) for a dialogue.
 
-`python -m training recommend --catalog DIR [--top-k 5] [--model text-match] [--packs noto,...] TEXT ...`
-The TEXTs are the dialogue's turns, oldest first, from alternating speakers; the last one is from the
-other person and the sticker answers it. Any ranker that can score arbitrary candidate lists works.
+`python -m training recommend --catalog DIR [--top-k 5] [--model text-match|CHECKPOINT] [--index DIR]
+[--packs noto,...] TEXT ...` The TEXTs are the dialogue's turns, oldest first, from alternating speakers;
+the last one is from the other person and the sticker answers it.
+
+A checkpoint recommends the way the service does: encode the dialogue, retrieve `--candidates` stickers
+from a sticker index (`--index`, or one built for this call from the catalogue), rerank them with
+`eigml.rerank.rerank`, best first with ties by index row. A baseline scores every sticker of the catalogue.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eigml.dialogue import Dialogue, Turn
 from eigml.paths import Paths
-from training.baselines import dialogue_key, order_by_scores
-from training.rank import CandidateScorer, RankError, load_ranker
+from training.benchmarks.baselines import dialogue_key, order_by_scores
+from training.benchmarks.rank import BASELINES, CandidateScorer, RankError, load_ranker
 
 if TYPE_CHECKING:
     from eigml.catalog import Catalog
+    from eigml.model.eigml import EIGML
+    from index.search import StickerIndex
 
 
 @dataclass(frozen=True)
@@ -39,11 +46,46 @@ def build_dialogue(texts: Sequence[str], lang: str = "en") -> Dialogue:
 
 def recommend(scorer: CandidateScorer, dialogue: Dialogue, sticker_ids: Sequence[str], top_k: int,
               seed: int = 0) -> list[Hit]:
-    """The top_k stickers by score, best first (ties in a seeded order)."""
-    scores = scorer.score([dialogue], [list(sticker_ids)])[0]
+    """A baseline's top_k of `sticker_ids` by score, best first (ties in a seeded order)."""
+    scores = scorer.score_candidates([dialogue], [list(sticker_ids)])[0]
     by_id = dict(zip(sticker_ids, scores, strict=True))
     ranking = order_by_scores(list(sticker_ids), scores, dialogue_key(dialogue), seed)
     return [Hit(rank=i + 1, sticker_id=s, score=by_id[s]) for i, s in enumerate(ranking[:top_k])]
+
+
+def recommend_from_index(model: EIGML, index: StickerIndex, dialogue: Dialogue, top_k: int, *,
+                         packs: Collection[str] | None = None, candidates: int = 100) -> list[Hit]:
+    """The service's path for one dialogue: retrieve `candidates` from `index`, rerank, top_k best first."""
+    import torch
+
+    from eigml.rerank import best_first, rerank
+
+    with torch.inference_mode():
+        queries = model.eval().encode_dialogues([dialogue])
+    _, found = index.search(queries.query.numpy(), candidates, packs=packs)
+    rows = found[0][found[0] >= 0]
+    scores = rerank(model, queries, index.encodings(), [rows])[0]
+    return [Hit(rank=i + 1, sticker_id=index.ids[int(rows[j])], score=float(scores[j]))
+            for i, j in enumerate(best_first(rows, scores, top_k))]
+
+
+def load_model_and_index(checkpoint: Path, catalog: Catalog, index_root: Path | None, cache_dir: Path,
+                         scratch: Path) -> tuple[EIGML, StickerIndex]:
+    """The checkpoint and the index to retrieve from: `index_root`'s current version, or one built into
+    `scratch` from the whole catalogue (sticker features come from the shared feature cache)."""
+    from eigml.checkpoint import load_checkpoint
+    from index.build import build_index
+    from index.search import load_index
+
+    model = load_checkpoint(checkpoint, models_dir=cache_dir / "models")
+    if index_root is None:
+        index_root = scratch / "index"
+        build_index(model, catalog, index_root, feature_cache=cache_dir / "features", device="cpu", progress=False)
+    index = load_index(index_root)
+    if index.model_version != model.version:
+        raise RankError(f"index {index.version} was built with model {index.model_version}, "
+                        f"but {checkpoint} is model {model.version}")
+    return model, index
 
 
 def format_hits(hits: Sequence[Hit], catalog: Catalog) -> str:
@@ -68,6 +110,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", default="en", help="language of the dialogue")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prior-data", type=Path, default=None, help="training file, for --model prior")
+    parser.add_argument("--index", type=Path, default=None,
+                        help="sticker index root built from the checkpoint (default: build one for this call)")
+    parser.add_argument("--candidates", type=int, default=100,
+                        help="stickers retrieved from the index before the rerank, as the service does")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise SystemExit("recommend: --top-k must be at least 1")
+    cache_dir = Paths.from_env().cache_dir
+    dialogue = build_dialogue(args.texts, args.lang)
     try:
         catalog = load_catalog(args.catalog)
         packs = None
@@ -87,11 +135,20 @@ def run(args: argparse.Namespace) -> int:
         sticker_ids = catalog.ids(packs)
         if not sticker_ids:
             raise RankError(f"no stickers to recommend from in {args.catalog}")
-        ranker = load_ranker(args.model, catalog, seed=args.seed, prior_data=args.prior_data,
-                             cache_dir=Paths.from_env().cache_dir)
-        if not isinstance(ranker, CandidateScorer):
-            raise RankError(f"model {args.model} cannot score arbitrary candidate lists")
-        hits = recommend(ranker, build_dialogue(args.texts, args.lang), sticker_ids, args.top_k, args.seed)
+        if args.model not in BASELINES and Path(args.model).expanduser().exists():
+            with tempfile.TemporaryDirectory(prefix="recommend-") as scratch:
+                model, index = load_model_and_index(Path(args.model).expanduser(), catalog, args.index, cache_dir,
+                                                    Path(scratch))
+                missing = sorted(set(packs or ()) - {index.sticker(r).pack for r in range(len(index))})
+                if missing:
+                    raise RankError(f"pack(s) {', '.join(missing)} are not in index {index.version}")
+                hits = recommend_from_index(model, index, dialogue, args.top_k, packs=packs,
+                                            candidates=args.candidates)
+        else:
+            ranker = load_ranker(args.model, catalog, seed=args.seed, prior_data=args.prior_data, cache_dir=cache_dir)
+            if not isinstance(ranker, CandidateScorer):
+                raise RankError(f"model {args.model} cannot score arbitrary candidate lists")
+            hits = recommend(ranker, dialogue, sticker_ids, args.top_k, args.seed)
     except (RankError, FileNotFoundError) as e:
         raise SystemExit(f"recommend: {e}") from None
     print(format_hits(hits, catalog), file=sys.stdout)

@@ -94,6 +94,8 @@ def _model_key(onnx_key: str, model_keys: set[str]) -> str:
 
 def backbone_state_dict(model: onnx.ModelProto, target: dict[str, torch.Size]) -> dict[str, torch.Tensor]:
     """Map the backbone tensors of the ONNX graph onto `target` (Dinov2Model key -> shape), each exactly once."""
+    # Long on purpose: one walk over the graph that claims each ONNX tensor for exactly one key, so the
+    # "each exactly once" check below sees the whole mapping in one place.
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     keys = set(target)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from eigml.dialogue import Dialogue, Turn
-from eigml.labels import EMOTIONS, emotion_index
+from eigml.labels import EMOTIONS
 from eigml.model.config import ModelConfig
 from eigml.model.dlcf import DLCFLoss, Views
 from eigml.model.eiks import EIKS, soft_cross_entropy
@@ -30,9 +31,24 @@ from eigml.model.interface import QueryEncoding, StickerEncoding
 from eigml.model.knowledge import KnowledgeInputs, build_knowledge, last_turn_texts
 from eigml.model.samm import SAMM
 from eigml.model.text_encoder import TextEncoder
-from training.batching import Batch
-from training.data import SRSItem
-from training.sticker_bank import StickerBank
+
+
+class TrainingBatch(Protocol):
+    """What `EIGML.forward` reads of a training batch (`training.data.batching.Batch` is one)."""
+
+    tokens: dict[str, Tensor]  # text encoder inputs for B dialogues
+    last_turns: list[str]  # each dialogue's last turn (read by the COMET knowledge source)
+    candidate_rows: Tensor  # (B, K) rows of the feature tensor; padding rows are 0 (masked)
+    candidate_mask: Tensor  # (B, K) True for real candidates
+    targets: Tensor  # (B, K) 1.0 for the answer, else 0.0
+    answer_rows: Tensor  # (B,) row of the answer as shown (maybe another pack's art)
+    answer_ids: Tensor  # (B,) primary row of the answer: equal ids are the same sticker
+    emotion_target: Tensor  # (B, E) the reply's emotion distribution
+    emotion_weight: Tensor  # (B,) weight of each item's emotion target (0: none)
+    act: Tensor  # (B,) index into the model's intention labels, -1 when absent
+    item_weight: Tensor | None  # (B,) weights of the ranking losses (None: 1)
+
+    def __len__(self) -> int: ...
 
 
 def _mlp(inputs: int, dim: int, dropout: float) -> nn.Sequential:
@@ -79,7 +95,7 @@ class EIGML(nn.Module):
         """(N, 1+P, Hv) frozen-backbone tokens; deterministic, so safe to cache by checksum."""
         return self.image_encoder.features(images)
 
-    def cached_image_features(self, cache_root: Path):
+    def cached_image_features(self, cache_root: Path) -> Callable[[Sequence[Image.Image]], Tensor]:
         """A featurizer that reads and fills the on-disk feature cache under `cache_root`."""
         cache = None if self.config.image.trainable else FeatureCache(cache_root, self.image_encoder.cache_key)
         return lambda images: self.image_encoder.features(images, cache)
@@ -111,7 +127,10 @@ class EIGML(nn.Module):
         dialogues = [Dialogue((Turn("A", text),)) for text in texts]
         return self.text_encoder(self.text_encoder.tokenize(dialogues))[1]
 
-    def _encode_tokens(self, tokens: dict[str, Tensor], last_turns: Sequence[str]) -> dict[str, Tensor]:
+    def encode_tokens(self, tokens: dict[str, Tensor], last_turns: Sequence[str]) -> dict[str, Tensor]:
+        """Every dialogue-side tensor, batch first, from `TextEncoder.tokenize` output: unit `query` (B, D),
+        `dialogue`/`emotion`/`intention` (B, D), label logits, and EIKS' `aux_*` terms (training only).
+        `last_turns` feeds the COMET knowledge source; learned knowledge ignores it."""
         states, pooled = self.text_encoder(tokens)
         emotion = self.emotion_proj(pooled)
         emotion_logits = self.emotion_head(emotion)
@@ -130,7 +149,8 @@ class EIGML(nn.Module):
         return out
 
     @staticmethod
-    def _query_encoding(out: dict[str, Tensor]) -> QueryEncoding:
+    def query_encoding(out: dict[str, Tensor]) -> QueryEncoding:
+        """The inference view of `encode_tokens`' output: label logits become probabilities."""
         return QueryEncoding(
             query=out["query"],
             emotion_probs=out["emotion_logits"].softmax(dim=-1),
@@ -140,7 +160,7 @@ class EIGML(nn.Module):
 
     def encode_dialogues(self, dialogues: Sequence[Dialogue]) -> QueryEncoding:
         tokens = self.text_encoder.tokenize(dialogues)
-        return self._query_encoding(self._encode_tokens(tokens, last_turn_texts(dialogues)))
+        return self.query_encoding(self.encode_tokens(tokens, last_turn_texts(dialogues)))
 
     # ---- score ----------------------------------------------------------------------------------
     def score(self, queries: QueryEncoding, stickers: StickerEncoding, candidates: Tensor) -> Tensor:
@@ -161,13 +181,13 @@ class EIGML(nn.Module):
                          stickers.intention[candidates])
 
     # ---- training -------------------------------------------------------------------------------
-    def forward(self, batch: Batch, features: Tensor, sticker_targets: Tensor) -> dict[str, Tensor]:
+    def forward(self, batch: TrainingBatch, features: Tensor, sticker_targets: Tensor) -> dict[str, Tensor]:
         """Named, weighted loss terms for one batch; `features` are the bank's backbone tokens."""
         w = self.config.weights
-        out = self._encode_tokens(batch.tokens, batch.last_turns)
+        out = self.encode_tokens(batch.tokens, batch.last_turns)
         used, inverse = torch.unique(batch.candidate_rows, return_inverse=True)
         stickers = self.encode_stickers(features[used])
-        final = self.score(self._query_encoding(out), stickers, inverse)
+        final = self.score(self.query_encoding(out), stickers, inverse)
         mask = batch.candidate_mask
         item_weight = batch.item_weight if batch.item_weight is not None else torch.ones(len(batch))
         bce = F.binary_cross_entropy(final, batch.targets, reduction="none") * mask
@@ -193,13 +213,13 @@ class EIGML(nn.Module):
         terms.update(self._dlcf_terms(batch, out, features, stickers, used))
         return terms
 
-    def _dlcf_terms(self, batch: Batch, out: dict[str, Tensor], features: Tensor, stickers: StickerEncoding,
+    def _dlcf_terms(self, batch: TrainingBatch, out: dict[str, Tensor], features: Tensor, stickers: StickerEncoding,
                     used: Tensor) -> dict[str, Tensor]:
         c = self.config.dlcf
         answer = torch.searchsorted(used, batch.answer_rows)  # position of each answer row in `used`
         text_views = image_views = None
         if c.intra_text:
-            again = self._encode_tokens(batch.tokens, batch.last_turns)  # a second dropout view of the same dialogues
+            again = self.encode_tokens(batch.tokens, batch.last_turns)  # a second dropout view of the same dialogues
             text_views = Views(out["query"], again["query"], out["emotion_logits"].softmax(-1),
                                again["emotion_logits"].softmax(-1), *self._intention_pair(out, again))
         if c.intra_image:
@@ -225,26 +245,3 @@ class EIGML(nn.Module):
             return None, None
         return a["intention_logits"].softmax(-1), b["intention_logits"].softmax(-1)
 
-
-def sticker_emotion_targets(bank: StickerBank, items: Sequence[SRSItem],
-                            tag_stickers: Callable[[Sequence[str]], np.ndarray] | None = None) -> Tensor:
-    """(rows, E) emotion distribution of each bank row (zeros: unknown).
-
-    From the emotions of the labelled items it answers; a sticker that answers none gets
-    `tag_stickers(ids)` (e.g. an emotion tagger over its pack's names and tags), when given.
-    A sticker's other-pack art (its variants) shares its distribution.
-    """
-    counts = torch.zeros(bank.features.shape[0], len(EMOTIONS))
-    for item in items:
-        e = emotion_index(item.emotion)
-        if e is not None and item.answer in bank.index:
-            counts[bank.index[item.answer], e] += 1
-    unlabelled = [i for i in range(len(bank)) if counts[i].sum() == 0]
-    if tag_stickers is not None and unlabelled:
-        tagged = torch.as_tensor(tag_stickers([bank.ids[i] for i in unlabelled]), dtype=torch.float32)
-        counts[unlabelled] = tagged
-    for row, variants in enumerate(bank.variants):
-        for v in variants:
-            counts[v] = counts[row]
-    total = counts.sum(dim=1, keepdim=True)
-    return torch.where(total > 0, counts / total.clamp(min=1), counts)

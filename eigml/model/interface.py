@@ -4,18 +4,15 @@ A sticker is encoded in two steps so that the expensive, frozen part can be cach
   image_features(images) -> (N, P, Dp) backbone patch features, cached by image checksum;
   encode_stickers(features) -> StickerEncoding, cheap, stored in the index.
 A dialogue is encoded once per request (`encode_dialogues`), retrieval is inner product between
-`QueryEncoding.query` and `StickerEncoding.visual`, and `score` is the full rerank (EIKS, IEGA, SAMM).
+`QueryEncoding.query` and `StickerEncoding.visual`, and `EIGML.score` is the full rerank (IEGA, SAMM),
+called through `eigml.rerank.rerank`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import torch
-from PIL import Image
-
-from eigml.dialogue import Dialogue
 
 
 class QueryEncoding(NamedTuple):
@@ -32,20 +29,3 @@ class StickerEncoding(NamedTuple):
     emotion_probs: torch.Tensor  # (N, E) sticker emotion distribution over EMOTIONS
     patches: torch.Tensor  # (N, P, D) compact patch features for IEGA (may be stored as fp16)
 
-
-class StickerRanker(Protocol):
-    version: str  # changes whenever weights change; an index records it and the service checks it
-    emotion_labels: tuple[str, ...]
-    intention_labels: tuple[str, ...]
-
-    def image_features(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """(N, P, Dp) frozen-backbone patch features; deterministic, so safe to cache by checksum."""
-        ...
-
-    def encode_stickers(self, features: torch.Tensor) -> StickerEncoding: ...
-
-    def encode_dialogues(self, dialogues: Sequence[Dialogue]) -> QueryEncoding: ...
-
-    def score(self, queries: QueryEncoding, stickers: StickerEncoding, candidates: torch.Tensor) -> torch.Tensor:
-        """(B, K) final SAMM scores, higher is better; candidates (B, K) index rows of `stickers`."""
-        ...

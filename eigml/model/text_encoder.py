@@ -9,8 +9,10 @@ turn is cut from its start, so what survives is always the end of the dialogue.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,6 +66,20 @@ def responder_of(dialogue: Dialogue) -> str | None:
         return None
     last = dialogue.turns[-1].speaker
     return next((t.speaker for t in reversed(dialogue.turns) if t.speaker != last), None)
+
+
+class TurnView(NamedTuple):
+    from_responder: bool  # sent by the sticker sender (token type 1)
+    text: str  # stripped, NFC-normalised
+
+
+def dialogue_view(dialogue: Dialogue, max_turns: int) -> list[TurnView]:
+    """All the encoder reads of a dialogue: its last `max_turns` turns, oldest first, each as whether the
+    responder sent it and its stripped NFC text (speaker names matter only through that flag).
+    Tokenisation and the service's encoding-cache key both read this, so they cannot drift apart."""
+    responder = responder_of(dialogue)
+    return [TurnView(responder is not None and t.speaker == responder, unicodedata.normalize("NFC", t.text.strip()))
+            for t in dialogue.turns[-max_turns:]]
 
 
 def layout_dialogue(
@@ -233,18 +249,19 @@ class TextEncoder(nn.Module):
             module.eval()
         return self
 
+    def dialogue_view(self, dialogue: Dialogue) -> list[TurnView]:
+        """What `tokenize` reads of `dialogue` (see `dialogue_view`)."""
+        return dialogue_view(dialogue, self.config.max_turns)
+
     def tokenize(self, dialogues: Sequence[Dialogue]) -> dict[str, torch.Tensor]:
         """input_ids, attention_mask, token_type_ids: (B, L) int64, right-padded to the longest dialogue."""
         cfg, tok = self.config, self.tokenizer
         prefix_ids = tok(cfg.prefix.strip(), add_special_tokens=False)["input_ids"] if cfg.prefix.strip() else []
         rows: list[tuple[list[int], list[int]]] = []
         for dialogue in dialogues:
-            turns = dialogue.turns[-cfg.max_turns :]
-            responder = responder_of(dialogue)
-            turn_ids = (
-                tok([t.text.strip() for t in turns], add_special_tokens=False)["input_ids"] if turns else []
-            )
-            is_responder = [responder is not None and t.speaker == responder for t in turns]
+            turns = self.dialogue_view(dialogue)
+            turn_ids = tok([t.text for t in turns], add_special_tokens=False)["input_ids"] if turns else []
+            is_responder = [t.from_responder for t in turns]
             rows.append(
                 layout_dialogue(turn_ids, is_responder, tok.cls_token_id, tok.sep_token_id, cfg.max_length,
                                 prefix_ids)

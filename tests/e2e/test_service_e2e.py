@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +65,8 @@ def test_pipeline_in_process(tiny_checkpoint: Path, index_root: Path, tiny_catal
         assert client.get(hits[0]["image_url"]).status_code == 200
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_real_server_with_onnx_encoder(tmp_path: Path, model: Any, tiny_checkpoint: Path, index_root: Path,
-                                       tiny_catalog: Path, cache_dir: Path) -> None:
+                                       tiny_catalog: Path, cache_dir: Path, free_port: Callable[[], int]) -> None:
     from eigml.export import export_query_encoder
 
     onnx_path = export_query_encoder(model, tmp_path / "query_encoder.onnx")

@@ -15,7 +15,7 @@ from eigml.catalog import Catalog
 from eigml.model.eigml import EIGML
 from index.__main__ import main
 from index.ann import FactoryError
-from index.build import BuildError, build_index
+from index.build import IndexBuildError, build_index
 from index.store import VERSIONS_DIR, current_version, list_versions, read_version
 
 
@@ -123,5 +123,5 @@ def test_factory_is_checked_before_embedding(tmp_path: Path, tiny_model: EIGML, 
     monkeypatch.setattr("index.build.embed_stickers", fail)
     with pytest.raises(FactoryError, match="inverted lists"):
         build_index(tiny_model, catalog, tmp_path, factory="IVF100,Flat", device="cpu", progress=False)
-    with pytest.raises(BuildError, match="unknown pack"):
+    with pytest.raises(IndexBuildError, match="unknown pack"):
         build_index(tiny_model, catalog, tmp_path, packs=["missing"], progress=False)

@@ -12,7 +12,7 @@ from eigml.model.eigml import EIGML
 from eigml.paths import Paths
 from index.ann import build_faiss_index, default_settings, gpu_count, search_parameters
 from index.build import build_index
-from index.evaluate import clustered_unit_vectors, exact_search, recall_at_k
+from index.evaluate import clustered_unit_vectors, exact_search, neighbor_recall_at_k
 from index.search import load_index
 
 APPROXIMATE = ["IVF256,Flat", "HNSW32"]
@@ -31,17 +31,17 @@ def test_recall_at_100_on_clustered_vectors(clustered: tuple[np.ndarray, np.ndar
     _, exact = exact_search(vectors, queries, 100)
     index = build_faiss_index(vectors, factory)
     _, found = index.search(queries, 100, params=search_parameters(index, default_settings(index)))
-    assert recall_at_k(found, exact, 100) >= 0.98
+    assert neighbor_recall_at_k(found, exact, 100) >= 0.98
 
 
 def test_recall_measure_is_not_vacuous(clustered: tuple[np.ndarray, np.ndarray]) -> None:
     vectors, queries = clustered
     _, exact = exact_search(vectors, queries, 100)
-    assert recall_at_k(exact, exact, 100) == 1.0
+    assert neighbor_recall_at_k(exact, exact, 100) == 1.0
     index = build_faiss_index(vectors, "IVF256,Flat")
     _, one_list = index.search(queries, 100, params=search_parameters(index, default_settings(index).model_copy(
         update={"nprobe": 1})))
-    assert recall_at_k(one_list, exact, 100) < 0.9  # one list of 256 misses neighbours: the data is not trivial
+    assert neighbor_recall_at_k(one_list, exact, 100) < 0.9  # one list of 256 misses neighbours: the data is not trivial
 
 
 @pytest.mark.skipif(gpu_count() == 0, reason="FAISS sees no GPU (faiss-gpu is the optional `gpu` extra)")
@@ -51,11 +51,11 @@ def test_gpu_build_matches_cpu(clustered: tuple[np.ndarray, np.ndarray]) -> None
     d_cpu, i_cpu = cpu.search(queries, 100)
     d_gpu, i_gpu = gpu.search(queries, 100)  # the GPU-built index comes back as a CPU index
     np.testing.assert_allclose(d_gpu, d_cpu, atol=1e-5)
-    assert recall_at_k(i_gpu, i_cpu, 100) >= 0.999  # ties may order differently
+    assert neighbor_recall_at_k(i_gpu, i_cpu, 100) >= 0.999  # ties may order differently
     _, exact = exact_search(vectors, queries, 100)
     ivf = build_faiss_index(vectors, "IVF256,Flat", device="cuda")
     _, found = ivf.search(queries, 100, params=search_parameters(ivf, default_settings(ivf)))
-    assert recall_at_k(found, exact, 100) >= 0.98
+    assert neighbor_recall_at_k(found, exact, 100) >= 0.98
 
 
 @pytest.mark.slow
@@ -72,4 +72,4 @@ def test_recall_on_the_default_catalogue(tmp_path: Path, tiny_model: EIGML, fact
     queries = visual[np.random.default_rng(0).choice(len(index), 200, replace=False)]
     _, exact = exact_search(visual, queries, 100)
     _, found = index.search(queries, 100)
-    assert recall_at_k(found, exact, 100) >= 0.98  # the bar, at the documented defaults
+    assert neighbor_recall_at_k(found, exact, 100) >= 0.98  # the bar, at the documented defaults

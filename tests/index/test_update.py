@@ -15,7 +15,7 @@ from eigml.catalog import Catalog, load_catalog
 from eigml.checkpoint import load_checkpoint
 from eigml.model.eigml import EIGML
 from index.__main__ import main
-from index.build import BuildError, build_index, update_index
+from index.build import IndexBuildError, build_index, update_index
 from index.search import load_index
 from index.store import current_version, list_versions, read_version
 
@@ -144,7 +144,7 @@ def test_another_model_needs_rebuild(tmp_path: Path, tiny_checkpoint: Path, cach
     with torch.no_grad():
         other.visual_proj[1].weight.mul_(-1.0)
     other.version = "eigml-other"
-    with pytest.raises(BuildError, match=rf"built with model {tiny_model.version}, the checkpoint is model "
+    with pytest.raises(IndexBuildError, match=rf"built with model {tiny_model.version}, the checkpoint is model "
                                          r"eigml-other: run `python -m index rebuild`"):
         update_index(other, catalog, root, add_packs=["plain"], progress=False)
     update_index(other, catalog, root, allow_model_change=True, progress=False)
@@ -178,11 +178,11 @@ def test_update_catalog_mismatch(tmp_path: Path, tiny_catalog: Path, tiny_model:
     build_index(tiny_model, catalog, root, packs=["noto", "plain"], progress=False)
     other = tmp_path / "other"
     shutil.copytree(tiny_catalog / "noto", other / "noto")
-    with pytest.raises(BuildError, match=r"pack\(s\) plain of index version .* are not in the catalogue"):
+    with pytest.raises(IndexBuildError, match=r"pack\(s\) plain of index version .* are not in the catalogue"):
         update_index(tiny_model, load_catalog(other), root, add_packs=[], progress=False)
     outside = tmp_path / "newpack"
     shutil.copytree(tiny_catalog / "twemoji", outside)
-    with pytest.raises(BuildError, match="is not in the catalogue at .*: copy it there first"):
+    with pytest.raises(IndexBuildError, match="is not in the catalogue at .*: copy it there first"):
         update_index(tiny_model, catalog, root, add_packs=[str(outside)], progress=False)
-    with pytest.raises(BuildError, match="nothing to update: no index under"):
+    with pytest.raises(IndexBuildError, match="nothing to update: no index under"):
         update_index(tiny_model, catalog, tmp_path / "empty", add_packs=["noto"], progress=False)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import torch
-from service_helpers import ADMIN_TOKEN, build_tiny_index, free_port
+from service_helpers import ADMIN_TOKEN, build_tiny_index
 
 from service.app import create_app
 from service.components import Components, assemble
@@ -106,7 +106,7 @@ def metric_value() -> Callable[..., float]:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+def redis_server(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[tuple[str, Any]]:
     """A private redis-server on a free port (killed at the end): (url, process)."""
     import subprocess
     import time

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from service_helpers import REDIS_URL, free_port, needs_redis
+from collections.abc import Callable
+
+from service_helpers import REDIS_URL, needs_redis
 
 from service.cache import MemoryCache, RedisCache, connect_redis
 from service.metrics import ServiceMetrics
@@ -31,7 +33,7 @@ def test_memory_cache_expires_and_evicts_least_recently_used() -> None:
 
 
 @needs_redis
-def test_redis_cache_shares_values_with_a_ttl() -> None:
+def test_redis_cache_shares_values_with_a_ttl(free_port: Callable[[], int]) -> None:
     metrics = ServiceMetrics()
     prefix = f"test-{free_port()}:"
     a = RedisCache(connect_redis(REDIS_URL, 0.5), prefix, 60, metrics)
@@ -42,7 +44,7 @@ def test_redis_cache_shares_values_with_a_ttl() -> None:
     a.client.delete(f"{prefix}query:k")
 
 
-def test_redis_cache_fails_open_and_counts() -> None:
+def test_redis_cache_fails_open_and_counts(free_port: Callable[[], int]) -> None:
     clock, metrics = Clock(), ServiceMetrics()
     dead = RedisCache(connect_redis(f"redis://127.0.0.1:{free_port()}/0", 0.2), "x:", 60, metrics,
                       cooldown_seconds=1.0, clock=clock)

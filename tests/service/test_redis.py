@@ -16,7 +16,6 @@ from service_helpers import (
     TEXTS,
     build_tiny_index,
     dialogue,
-    free_port,
     needs_redis,
     run,
     serving,
@@ -31,7 +30,7 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
-def prefix() -> str:
+def prefix(free_port: Callable[[], int]) -> str:
     """Keys and channel of this test alone on the shared Redis."""
     return f"stickers-test-{free_port()}-{time.monotonic_ns()}:"
 

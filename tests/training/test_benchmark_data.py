@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from eigml.paths import Paths
-from training.baselines import PriorRanker, RandomRanker, default_prior_data
-from training.bench import full_label_set_items
+from training.benchmarks.baselines import PriorRanker, RandomRanker, default_prior_data
+from training.benchmarks.bench_baselines import full_label_set_items
+from training.benchmarks.evaluation import evaluate
+from training.benchmarks.rank import load_ranker, rank_items
 from training.data import load_srs
-from training.evaluation import evaluate
-from training.rank import load_ranker, rank_items
 
 pytestmark = pytest.mark.data
 

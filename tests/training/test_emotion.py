@@ -3,7 +3,8 @@ import pytest
 from pydantic import ValidationError
 
 from eigml.labels import EMOTION_INDEX, EMOTIONS
-from eigml.model.emotion import (
+from training.data.emotion_lexicon_en import ENGLISH_EMOTION_LEXICON
+from training.data.emotion_taggers import (
     AutoTagger,
     CnsentiTagger,
     EmotionTaggerConfig,
@@ -14,7 +15,6 @@ from eigml.model.emotion import (
     distributions_from_counts,
     has_han,
 )
-from eigml.model.emotion_lexicon_en import ENGLISH_EMOTION_LEXICON
 
 NONE, HAPPINESS = EMOTION_INDEX["none"], EMOTION_INDEX["happiness"]
 

@@ -9,8 +9,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from eigml.dialogue import Dialogue, Turn
-from training.data import SRSItem
-from training.evaluation import (
+from training.benchmarks.evaluation import (
     PredictionError,
     compute_metrics,
     evaluate,
@@ -20,6 +19,7 @@ from training.evaluation import (
     mean_average_precision,
     recall_at_k,
 )
+from training.data import SRSItem
 
 
 def _item(item_id: str, candidates: list[str], answer: str, emotion: str | None = None) -> SRSItem:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from eigml.labels import INTENTIONS
-from training.intentions import intention_from_text, sticker_intentions
+from training.data.intentions import intention_from_text, sticker_intentions
 
 
 @pytest.mark.parametrize(("text", "intention"), [
@@ -32,6 +32,6 @@ def test_sticker_intentions_from_tags() -> None:
     ("inform", "happiness", "congratulations"), ("inform", "none", "inform"),
 ])
 def test_reply_intention_answers_the_turn(intention: str, emotion: str, reply: str) -> None:
-    from training.intentions import reply_intention
+    from training.data.intentions import reply_intention
 
     assert reply_intention(intention, emotion) == reply

@@ -13,7 +13,7 @@ from PIL import Image
 
 from eigml.catalog import load_catalog
 from eigml.labels import EMOTIONS, INTENTIONS
-from training.licence_clean import (
+from training.data.licence_clean import (
     DEFAULT_DIR,
     emotion_pools,
     licence_items,
@@ -94,7 +94,7 @@ def test_sticker_emotions_come_from_emotag_and_objects_feel_nothing(emoji_catalo
 
 
 def test_items_answer_with_a_sticker_of_the_texts_emotion(emoji_catalog: Path, texts_dir: Path) -> None:
-    from eigml.model.emotion import EnglishTagger
+    from training.data.emotion_taggers import EnglishTagger
 
     catalog = load_catalog(emoji_catalog)
     tag = EnglishTagger().tag

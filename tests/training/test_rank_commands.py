@@ -13,9 +13,9 @@ from PIL import Image
 from eigml.catalog import load_catalog
 from eigml.paths import Paths
 from training.__main__ import main
-from training.baselines import PriorRanker, RandomRanker, default_prior_data
+from training.benchmarks.baselines import PriorRanker, RandomRanker, default_prior_data
+from training.benchmarks.rank import RankError, load_ranker, rank_items
 from training.data import load_srs
-from training.rank import RankError, load_ranker, rank_items
 
 STICKERS = {  # stem: (en name, tags, emoji)
     "1f62d": ("loudly crying face", ["cry", "sad", "tears", "sob"], "😭"),
@@ -135,26 +135,26 @@ def test_text_match_batched_equals_single(catalog_dir: Path, data_dir: Path) -> 
     catalog = load_catalog(catalog_dir)
     items = load_srs(data_dir / "srs" / "xdd_en_dev.jsonl")
     ranker = load_ranker("text-match", catalog)
-    batched = ranker.score([i.dialogue for i in items], [i.candidates for i in items])
+    batched = ranker.score_candidates([i.dialogue for i in items], [i.candidates for i in items])
     fresh = load_ranker("text-match", catalog)  # uncached sticker embeddings
     for item, scores in zip(items, batched, strict=True):
-        assert fresh.score([item.dialogue], [item.candidates])[0] == pytest.approx(scores, abs=1e-5)
+        assert fresh.score_candidates([item.dialogue], [item.candidates])[0] == pytest.approx(scores, abs=1e-5)
 
 
 def test_text_match_disk_store_equals_fresh(catalog_dir: Path, data_dir: Path, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import training.baselines as baselines
+    import training.benchmarks.baselines as baselines
 
     catalog = load_catalog(catalog_dir)
     items = load_srs(data_dir / "srs" / "xdd_en_dev.jsonl")
     dialogues, candidates = [i.dialogue for i in items], [i.candidates for i in items]
-    fresh = load_ranker("text-match", catalog).score(dialogues, candidates)
-    load_ranker("text-match", catalog, cache_dir=tmp_path / "store").score(dialogues, candidates)
+    fresh = load_ranker("text-match", catalog).score_candidates(dialogues, candidates)
+    load_ranker("text-match", catalog, cache_dir=tmp_path / "store").score_candidates(dialogues, candidates)
     encoded: list[str] = []
     real = baselines.encode_texts
     monkeypatch.setattr(baselines, "encode_texts", lambda texts, *a, **k: encoded.extend(texts) or real(texts, *a, **k))
     ranker = load_ranker("text-match", catalog, cache_dir=tmp_path / "store")
-    stored = ranker.score(dialogues, candidates)
+    stored = ranker.score_candidates(dialogues, candidates)
     assert sorted(encoded) == sorted(ranker.query_text(d) for d in dialogues)  # no sticker text re-encoded
     for a, b in zip(fresh, stored, strict=True):
         assert a == pytest.approx(b, abs=1e-6)

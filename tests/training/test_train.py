@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from eigml.catalog import load_catalog
-from eigml.checkpoint import CheckpointError, load_checkpoint, load_ranker_from_checkpoint, read_spec
+from eigml.checkpoint import CheckpointError, load_checkpoint, read_spec
 from training.__main__ import main
+from training.benchmarks.eigml_ranker import load_checkpoint_ranker
 from training.config import load_train_config, parse_overrides
 from training.data import load_srs
 
@@ -54,14 +55,14 @@ def test_ranker_batched_equals_single_and_accepts_image_only_packs(tiny_checkpoi
                                                                    tiny_catalog: Path,
                                                                    tiny_srs: dict[str, Path]) -> None:
     catalog = load_catalog(tiny_catalog)
-    ranker = load_ranker_from_checkpoint(tiny_checkpoint, catalog)
+    ranker = load_checkpoint_ranker(tiny_checkpoint, catalog)
     items = load_srs(tiny_srs["dev"])
-    batched = ranker.score([i.dialogue for i in items], [i.candidates for i in items])
+    batched = ranker.score_candidates([i.dialogue for i in items], [i.candidates for i in items])
     for item, row in zip(items, batched, strict=True):
-        single = ranker.score([item.dialogue], [item.candidates])[0]
+        single = ranker.score_candidates([item.dialogue], [item.candidates])[0]
         assert single == pytest.approx(row, abs=1e-5)
     plain = [s for s in catalog.ids(["plain"])][:20]
-    scores = ranker.score([items[0].dialogue], [plain])[0]
+    scores = ranker.score_candidates([items[0].dialogue], [plain])[0]
     assert len(scores) == len(plain) and all(0 < s < 1 for s in scores)
 
 
@@ -106,7 +107,7 @@ def test_resume_continues_from_last_state(tiny_catalog: Path, tiny_srs: dict[str
 
 def test_report_reads_recorded_metrics_and_maps_items_to_other_art(tiny_checkpoint: Path, tiny_catalog: Path,
                                                                    tiny_srs: dict[str, Path]) -> None:
-    from training.report import in_other_art, recorded_row
+    from training.benchmarks.report import in_other_art, recorded_row
 
     row = recorded_row(tiny_checkpoint, "full")
     assert row.metrics.map == pytest.approx(read_spec(tiny_checkpoint)["metrics"]["map"])

@@ -95,7 +95,7 @@ class LRProbeRanker:
         return out
 
     def rank(self, items: Sequence[SRSItem]) -> list[list[str]]:
-        from training.baselines import order_by_scores
+        from training.benchmarks.baselines import order_by_scores
 
         scores = self.score([item.dialogue for item in items], [item.candidates for item in items])
         return [order_by_scores(item.candidates, s, item.id, 0) for item, s in zip(items, scores, strict=True)]

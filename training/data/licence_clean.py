@@ -3,7 +3,7 @@
 Texts (GoEmotions, XED, the Chinese multi-emotion set, CPED; see its NOTICE.md) carry the emotion and the
 intention of a sticker sent in reply (see scripts/vendor_licence_clean.py). Stickers get theirs from licence-clean sources too, never from a benchmark file: emotion from
 EmoTag1200's human ratings (150 emoji), else from an emotion lexicon over the sticker's English names
-and tags (faces and gestures only); intention from cue words in its names and tags (training.intentions).
+and tags (faces and gestures only); intention from cue words in its names and tags (training.data.intentions).
 
 Each text becomes an item shaped like the benchmark's: the dialogue (context turns, then the text), and
 10 candidate stickers where the answer shows the text's emotion (and, for half of the items whose
@@ -27,9 +27,9 @@ from eigml.catalog import Catalog
 from eigml.dialogue import Dialogue, Turn
 from eigml.labels import EMOTION_INDEX, EMOTIONS
 from training.data import SRSItem
-from training.intentions import sticker_intentions
+from training.data.intentions import sticker_intentions
 
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "data" / "licence_clean"
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "data" / "licence_clean"  # the repo's data/
 PLUTCHIK_TO_EMOTION = {"anger": "anger", "disgust": "disgust", "fear": "fear", "joy": "happiness",
                        "sadness": "sadness", "surprise": "surprise", "trust": "like"}  # anticipation: none
 FEELING_CATEGORIES = ("smileys-emotion", "people-body")

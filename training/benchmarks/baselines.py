@@ -1,7 +1,7 @@
 """Baseline rankers: `random`, `prior` (answer frequency in a training file) and `text-match` (zero-shot MiniLM).
 
 Every baseline ranks a batch of items (`rank`) and scores arbitrary candidate lists for dialogues
-(`score`, used by `recommend`). Ties are broken by a seeded hash of (item id, sticker id), so a ranking
+(`score_candidates`, used by `recommend`). Ties are broken by a seeded hash of (item id, sticker id), so a ranking
 never depends on the batch size, the item order or the candidates' order in the file.
 """
 
@@ -54,7 +54,7 @@ class RandomRanker:
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
-    def score(self, dialogues: Sequence[Dialogue], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
+    def score_candidates(self, dialogues: Sequence[Dialogue], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
         """Scores in [0, 1): a seeded hash of the dialogue and the sticker."""
         return [[tie_key(self.seed, dialogue_key(d), s) / 2.0**64 for s in cands]
                 for d, cands in zip(dialogues, candidates, strict=True)]
@@ -130,7 +130,7 @@ class PriorRanker:
     def prob(self, sticker_id: str) -> float:
         return self.sticker_prob.get(sticker_id) or self.backoff.get(sticker_id, 0.0)
 
-    def score(self, dialogues: Sequence[Dialogue], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
+    def score_candidates(self, dialogues: Sequence[Dialogue], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
         return [[self.prob(s) for s in cands] for cands in candidates]
 
     def rank(self, items: Sequence[SRSItem]) -> list[list[str]]:
@@ -246,7 +246,7 @@ class TextMatchRanker:
                 self._sticker_cache[(s, lang)] = vectors[text]
         return np.stack([self._sticker_cache[(s, lang)] for s in sticker_ids])
 
-    def score(self, dialogues: Sequence[Dialogue], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
+    def score_candidates(self, dialogues: Sequence[Dialogue], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
         """Cosine similarities, one list per dialogue, in the candidates' order."""
         queries = encode_texts([self.query_text(d) for d in dialogues], self.config.batch_size)
         by_lang: dict[str, set[str]] = {}
@@ -261,5 +261,5 @@ class TextMatchRanker:
         return scores
 
     def rank(self, items: Sequence[SRSItem]) -> list[list[str]]:
-        scores = self.score([i.dialogue for i in items], [i.candidates for i in items])
+        scores = self.score_candidates([i.dialogue for i in items], [i.candidates for i in items])
         return [order_by_scores(i.candidates, s, i.id, self.seed) for i, s in zip(items, scores, strict=True)]

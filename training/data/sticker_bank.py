@@ -7,13 +7,17 @@ row for a variant with some probability, so the model reads emotion from the pic
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from eigml.catalog import Catalog
+from eigml.labels import EMOTIONS, emotion_index
+from training.data.srs import SRSItem
 
 
 @dataclass
@@ -48,7 +52,7 @@ class StickerBank:
         return out
 
 
-def _emoji_key(catalog: Catalog, sticker_id: str) -> str:
+def emoji_key(catalog: Catalog, sticker_id: str) -> str:
     """The emoji a sticker draws, without variation selectors (packs disagree on FE0F); else its stem."""
     sticker = catalog[sticker_id]
     return sticker.emoji.replace("\ufe0f", "").replace("\ufe0e", "") if sticker.emoji else sticker.stem
@@ -57,11 +61,12 @@ def _emoji_key(catalog: Catalog, sticker_id: str) -> str:
 def _same_emoji_index(catalog: Catalog, packs: Sequence[str]) -> dict[str, list[str]]:
     index: dict[str, list[str]] = {}
     for sticker_id in catalog.ids(packs):
-        index.setdefault(_emoji_key(catalog, sticker_id), []).append(sticker_id)
+        index.setdefault(emoji_key(catalog, sticker_id), []).append(sticker_id)
     return index
 
 
-def build_sticker_bank(catalog: Catalog, sticker_ids: Sequence[str], featurize, *,
+def build_sticker_bank(catalog: Catalog, sticker_ids: Sequence[str],
+                       featurize: Callable[[Sequence[Image.Image]], torch.Tensor], *,
                        style_packs: Sequence[str] = (), batch_size: int = 64,
                        progress: bool = True) -> StickerBank:
     """Featurize `sticker_ids` (and their art in `style_packs`) with `featurize(list[PIL.Image]) -> (N,T,H)`."""
@@ -74,7 +79,7 @@ def build_sticker_bank(catalog: Catalog, sticker_ids: Sequence[str], featurize, 
     present = [p for p in style_packs if p in catalog.packs]  # a catalogue may lack some art packs
     same_art = _same_emoji_index(catalog, present) if present else {}
     for i, sticker_id in enumerate(ids):
-        for other in same_art.get(_emoji_key(catalog, sticker_id), ()):
+        for other in same_art.get(emoji_key(catalog, sticker_id), ()):
             if other != sticker_id:
                 variants[i].append(len(rows_ids))
                 rows_ids.append(other)
@@ -87,3 +92,27 @@ def build_sticker_bank(catalog: Catalog, sticker_ids: Sequence[str], featurize, 
     features = torch.cat(chunks) if chunks else torch.empty(0)
     return StickerBank(ids=ids, index={s: i for i, s in enumerate(ids)}, features=features,
                        variants=variants + [[] for _ in range(len(rows_ids) - len(ids))])
+
+
+def sticker_emotion_targets(bank: StickerBank, items: Sequence[SRSItem],
+                            tag_stickers: Callable[[Sequence[str]], np.ndarray] | None = None) -> torch.Tensor:
+    """(rows, E) emotion distribution of each bank row (zeros: unknown).
+
+    From the emotions of the labelled items it answers; a sticker that answers none gets
+    `tag_stickers(ids)` (e.g. an emotion tagger over its pack's names and tags), when given.
+    A sticker's other-pack art (its variants) shares its distribution.
+    """
+    counts = torch.zeros(bank.features.shape[0], len(EMOTIONS))
+    for item in items:
+        e = emotion_index(item.emotion)
+        if e is not None and item.answer in bank.index:
+            counts[bank.index[item.answer], e] += 1
+    unlabelled = [i for i in range(len(bank)) if counts[i].sum() == 0]
+    if tag_stickers is not None and unlabelled:
+        tagged = torch.as_tensor(tag_stickers([bank.ids[i] for i in unlabelled]), dtype=torch.float32)
+        counts[unlabelled] = tagged
+    for row, variants in enumerate(bank.variants):
+        for v in variants:
+            counts[v] = counts[row]
+    total = counts.sum(dim=1, keepdim=True)
+    return torch.where(total > 0, counts / total.clamp(min=1), counts)

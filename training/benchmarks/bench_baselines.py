@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from eigml.markdown import replace_section
 from eigml.paths import Paths
-from training.baselines import default_prior_data
-from training.data import DataError, SRSItem, load_srs, write_srs
-from training.evaluation import Metrics, evaluate
-from training.rank import (
+from training.benchmarks.baselines import default_prior_data
+from training.benchmarks.evaluation import evaluate
+from training.benchmarks.rank import (
     BASELINES,
     Ranker,
     RankError,
@@ -29,6 +29,8 @@ from training.rank import (
     rank_items,
     write_predictions,
 )
+from training.benchmarks.results import Row, display_path, metrics_table
+from training.data import DataError, SRSItem, load_srs, write_srs
 
 if TYPE_CHECKING:
     from eigml.catalog import Catalog
@@ -44,13 +46,6 @@ class Benchmark:
     path: Path
     prior_data: Path | None  # training file the prior counts; None: none found (see note)
     note: str | None = None
-
-
-@dataclass(frozen=True)
-class Row:
-    benchmark: str
-    model: str
-    metrics: Metrics
 
 
 def full_label_set_items(items: Sequence[SRSItem]) -> list[SRSItem]:
@@ -114,50 +109,16 @@ def run_benchmarks(benchmarks: Sequence[Benchmark], catalog: Catalog, models: Se
     return rows
 
 
-def _fmt(value: float | None, percent: bool = False) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.1f}" if percent else f"{value:.3f}"
-
-
 def render_table(rows: Sequence[Row], command: str, notes: Sequence[str]) -> str:
     """The markdown block between the markers."""
     lines = [START, "", "Baselines on the dev/val splits (MAP and R@k are fractions; macro-F1 is in percent and only",
              "defined when every item is ranked over the full 20-emoji label set). Produced by:", "",
-             "```", command, "```", "",
-             "| benchmark | model | items | MAP | R@1 | R@2 | R@5 | macro-R@1 by emotion | macro-F1 |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        m = row.metrics
-        lines.append(f"| {row.benchmark} | {row.model} | {m.items} | {_fmt(m.map)} | {_fmt(m.r_at_1)} | "
-                     f"{_fmt(m.r_at_2)} | {_fmt(m.r_at_5)} | {_fmt(m.macro_r_at_1_by_emotion)} | "
-                     f"{_fmt(m.macro_f1, percent=True)} |")
-    lines.append("")
+             "```", command, "```", "", *metrics_table(rows), ""]
     lines.extend(f"- {note}" for note in notes)
     if notes:
         lines.append("")
     lines.append(END)
     return "\n".join(lines)
-
-
-def update_results(path: Path, block: str, start: str = START, end: str = END) -> None:
-    """Replace the block between `start` and `end` in `path` (append it if absent; create the file if missing)."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
-    if start in text and end in text and text.index(start) < text.index(end):
-        before, rest = text.split(start, 1)
-        after = rest.split(end, 1)[1]
-        text = before + block + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
-def _display(path: Path) -> str:
-    """A path as a reader would type it: the home folder as ~."""
-    home = str(Path.home())
-    text = str(path)
-    return "~" + text[len(home):] if text == home or text.startswith(home + "/") else text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -194,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
                               batch_size=args.batch_size, seed=args.seed, cache_dir=paths.cache_dir)
     except (DataError, RankError, FileNotFoundError) as e:
         raise SystemExit(f"bench-baselines: {e}") from None
-    command = (f"python -m training bench-baselines --catalog {_display(args.catalog)} "
-               f"--data-dir {_display(args.data_dir)} --out {args.out}")
+    command = (f"python -m training bench-baselines --catalog {display_path(args.catalog)} "
+               f"--data-dir {display_path(args.data_dir)} --out {args.out}")
     if args.models != ",".join(BASELINES):
         command += f" --models {args.models}"
     if args.benchmarks != ",".join(BENCHMARKS):
@@ -207,6 +168,6 @@ def run(args: argparse.Namespace) -> int:
         notes.append("text-match is zero-shot all-MiniLM-L6-v2 (English only) between the last two turns and "
                      "the English sticker description; Chinese turns become [UNK], so on xdd_zh and cped it "
                      "reflects a bias towards some stickers, not understanding")
-    update_results(args.out, render_table(rows, command, notes))
+    replace_section(args.out, render_table(rows, command, notes), START, END)
     print(f"bench-baselines: wrote {len(rows)} rows to {args.out}", file=sys.stderr)
     return 0

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from eigml.dialogue import Dialogue
 from eigml.labels import EMOTIONS, emotion_index
+from eigml.model.eigml import TrainingBatch
 from eigml.model.knowledge import last_turn_texts
+from eigml.model.text_encoder import TextEncoder
 from training.data import SRSItem
-from training.sticker_bank import StickerBank
+from training.data.sticker_bank import StickerBank
 
 
 @dataclass
@@ -31,6 +34,10 @@ class Batch:
 
     def __len__(self) -> int:
         return int(self.candidate_rows.shape[0])
+
+
+if TYPE_CHECKING:  # mypy checks here that a Batch is what EIGML.forward reads
+    _FITS_THE_MODEL: type[TrainingBatch] = Batch
 
 
 def make_batch(items: Sequence[SRSItem], tokenize: Callable[[Sequence[Dialogue]], dict[str, torch.Tensor]],
@@ -102,7 +109,7 @@ def epoch_batches(num_items: int, batch_size: int, generator: torch.Generator, r
         yield chunk[rank::world_size]
 
 
-def build_prefix_cache(items: Sequence[SRSItem], text_encoder, batch_size: int = 64,
+def build_prefix_cache(items: Sequence[SRSItem], text_encoder: TextEncoder, batch_size: int = 64,
                        progress: bool = True) -> list[torch.Tensor]:
     """Per item, the frozen lower text layers' output over its real tokens, (L_i, H) fp16."""
     from tqdm import tqdm

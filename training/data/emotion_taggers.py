@@ -108,7 +108,7 @@ class EnglishTagger:
                  lexicon: dict[str, str] | None = None) -> None:
         from vaderSentiment.vaderSentiment import NEGATE, SentimentIntensityAnalyzer
 
-        from eigml.model.emotion_lexicon_en import ENGLISH_EMOTION_LEXICON
+        from training.data.emotion_lexicon_en import ENGLISH_EMOTION_LEXICON
 
         self._vader = SentimentIntensityAnalyzer()
         self._negations = set(NEGATE)

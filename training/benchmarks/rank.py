@@ -19,7 +19,13 @@ from tqdm import tqdm
 
 from eigml.dialogue import Dialogue
 from eigml.paths import Paths
-from training.baselines import PriorRanker, RandomRanker, TextMatchConfig, TextMatchRanker, default_prior_data
+from training.benchmarks.baselines import (
+    PriorRanker,
+    RandomRanker,
+    TextMatchConfig,
+    TextMatchRanker,
+    default_prior_data,
+)
 from training.data import DataError, SRSItem, load_srs
 
 if TYPE_CHECKING:
@@ -41,7 +47,7 @@ class Ranker(Protocol):
 class CandidateScorer(Protocol):
     """A ranker that can score any candidate list for a dialogue (needed by `recommend`)."""
 
-    def score(self, dialogues: Sequence[Dialogue], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
+    def score_candidates(self, dialogues: Sequence[Dialogue], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
         """Higher is better; one score per candidate, in the candidates' order."""
         ...
 
@@ -67,7 +73,7 @@ def _prior(catalog: Catalog, options: BaselineOptions) -> Ranker:
 
 
 def _lr_probe(catalog: Catalog, options: BaselineOptions) -> Ranker:
-    from training.lr_probe import load_lr_probe  # heavy (torch, the encoder); only when asked for
+    from training.benchmarks.lr_probe import load_lr_probe  # heavy (torch, the encoder); only when asked for
 
     path = options.prior_data
     if path is None:
@@ -99,9 +105,9 @@ def load_ranker(model: str, catalog: Catalog, **options: object) -> Ranker:
     path = Path(model).expanduser()
     if not path.exists():
         raise RankError(f"no such baseline or checkpoint: {model} (baselines: {', '.join(BASELINES)})")
-    from eigml.checkpoint import load_ranker_from_checkpoint  # heavy; only for checkpoints
+    from training.benchmarks.eigml_ranker import load_checkpoint_ranker  # heavy; only for checkpoints
 
-    return load_ranker_from_checkpoint(path, catalog, cache_root=parsed.cache_dir)
+    return load_checkpoint_ranker(path, catalog, cache_root=parsed.cache_dir)
 
 
 def check_candidates(items: Sequence[SRSItem], catalog: Catalog) -> None:

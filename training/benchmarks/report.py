@@ -16,12 +16,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from eigml.catalog import Catalog, load_catalog
+from eigml.markdown import replace_section
 from eigml.paths import Paths
-from training.bench import Row, _display, _fmt, full_label_set_items, update_results
+from training.benchmarks.bench_baselines import full_label_set_items
+from training.benchmarks.evaluation import Metrics, evaluate
+from training.benchmarks.rank import load_ranker, rank_items
+from training.benchmarks.results import Row, display_path, metrics_table
 from training.data import SRSItem, load_srs
-from training.evaluation import Metrics, evaluate
-from training.rank import load_ranker, rank_items
-from training.sticker_bank import _emoji_key
+from training.data.sticker_bank import emoji_key
 
 RUNS: dict[str, tuple[str, ...]] = {  # run name -> benchmarks it is scored on
     "xdd_en": ("xdd_en_dev",),
@@ -39,13 +41,14 @@ ABL_START, ABL_END = "<!-- ablations:start -->", "<!-- ablations:end -->"
 
 def in_other_art(items: list[SRSItem], catalog: Catalog, pack: str) -> list[SRSItem]:
     """The items whose every candidate exists in `pack` (same emoji), with candidates mapped there."""
-    by_key = {_emoji_key(catalog, s): s for s in catalog.ids([pack])}
+    by_key = {emoji_key(catalog, s): s for s in catalog.ids([pack])}
     out = []
     for item in items:
-        mapped = [by_key.get(_emoji_key(catalog, c)) for c in item.candidates]
-        if all(mapped) and len(set(mapped)) == len(mapped):
+        found = [by_key.get(emoji_key(catalog, c)) for c in item.candidates]
+        mapped = [m for m in found if m]
+        if len(mapped) == len(found) and len(set(mapped)) == len(mapped):
             table = dict(zip(item.candidates, mapped, strict=True))
-            out.append(replace(item, candidates=tuple(m for m in mapped if m), answer=table[item.answer]))
+            out.append(replace(item, candidates=tuple(mapped), answer=table[item.answer]))
     return out
 
 
@@ -96,17 +99,9 @@ def _summary(run_dir: Path) -> str:
     return f"{s['steps']} steps, {s['seconds'] / 60:.1f} min, peak RSS {s['peak_rss_mib'] / 1024:.1f} GiB"
 
 
-def render(rows: list[tuple[str, Row]], start: str, end: str, title: str, command: str) -> str:
-    lines = [start, "", title, "", "```", command, "```", "",
-             "| benchmark | model | items | MAP | R@1 | R@2 | R@5 | macro-R@1 by emotion | macro-F1 | training |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for training, row in rows:
-        m = row.metrics
-        lines.append(f"| {row.benchmark} | {row.model} | {m.items} | {_fmt(m.map)} | {_fmt(m.r_at_1)} | "
-                     f"{_fmt(m.r_at_2)} | {_fmt(m.r_at_5)} | {_fmt(m.macro_r_at_1_by_emotion)} | "
-                     f"{_fmt(m.macro_f1, percent=True)} | {training} |")
-    lines += ["", end]
-    return "\n".join(lines)
+def render(rows: list[Row], start: str, end: str, title: str, command: str) -> str:
+    return "\n".join([start, "", title, "", "```", command, "```", "",
+                      *metrics_table(rows, training_column=True), "", end])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,31 +119,31 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench-report: no benchmark data at {srs_dir}; nothing to do", file=sys.stderr)
         return 0
     catalog = load_catalog(args.catalog.expanduser())
-    command = (f"python -m training bench-report --catalog {_display(args.catalog)} "
-               f"--data-dir {_display(args.data_dir)} --runs {args.runs} --out {args.out}")
-    main_rows: list[tuple[str, Row]] = []
+    command = (f"python -m training bench-report --catalog {display_path(args.catalog)} "
+               f"--data-dir {display_path(args.data_dir)} --runs {args.runs} --out {args.out}")
+    main_rows: list[Row] = []
     if args.default_model is not None and args.default_model.exists():
         for row in score_run(args.default_model, DEFAULT_BENCHMARKS, srs_dir, catalog, paths.cache_dir,
                              "EIGML default (licence-clean, zero-shot)"):
-            main_rows.append((_summary(args.default_model.parent), row))
+            main_rows.append(replace(row, training=_summary(args.default_model.parent)))
         command += " --default-model $(MODEL)"
     for run_name, benchmarks in RUNS.items():
         best = args.runs / run_name / "best"
         if best.exists():
             for row in score_run(best, benchmarks, srs_dir, catalog, paths.cache_dir, f"EIGML ({run_name})"):
-                main_rows.append((_summary(args.runs / run_name), row))
+                main_rows.append(replace(row, training=_summary(args.runs / run_name)))
     if main_rows:
-        update_results(args.out, start=START, end=END, block=render(
+        replace_section(args.out, start=START, end=END, block=render(
             main_rows, START, END,
             "EIGML runs (trained by `make bench-train`) on the dev/val splits. \"in openmoji art\": the same items "
             "with every candidate replaced by OpenMoji's drawing of the same emoji, art never seen in training.",
             command))
-    ablation_rows: list[tuple[str, Row]] = []
+    ablation_rows: list[Row] = []
     for bench_dir in sorted((args.runs / "ablations").glob("*")):
         for variant in sorted(p for p in bench_dir.iterdir() if (p / "best").exists()):
-            ablation_rows.append((_summary(variant), recorded_row(variant / "best", variant.name)))
+            ablation_rows.append(replace(recorded_row(variant / "best", variant.name), training=_summary(variant)))
     if ablation_rows:
-        update_results(args.out, start=ABL_START, end=ABL_END, block=render(
+        replace_section(args.out, start=ABL_START, end=ABL_END, block=render(
             ablation_rows, ABL_START, ABL_END,
             "Ablations (`make bench-ablations`): each component removed in turn, all at one reduced budget "
             "(configs/ablation_xdd_en.yaml, configs/ablation_tweeteval.yaml), beside the full model trained at that same budget.", command))

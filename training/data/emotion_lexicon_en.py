@@ -3,7 +3,7 @@
 Regenerate with `python scripts/build_emotion_lexicon.py`; tests check that it matches the packages.
 Derived from kaomoji-dataset 1.0.6 (CC BY 4.0, FontVibe, https://fontvibe.ai/tools/kaomoji): the
 words of its emotion and intent vocabularies, grouped and mapped to emotions in
-eigml.model.emotion.KAOMOJI_GROUP_EMOTION; and from vaderSentiment 3.3.2 (MIT): inflections of those
+training.data.emotion_taggers.KAOMOJI_GROUP_EMOTION; and from vaderSentiment 3.3.2 (MIT): inflections of those
 words found in the VADER lexicon.
 """
 
