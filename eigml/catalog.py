@@ -22,7 +22,8 @@ from PIL import Image
 
 from eigml.animation import FRAMES_PER_STICKER, Frames, frame_count, on_white, read_frames
 
-IMAGE_FORMATS: dict[str, str] = {".png": "PNG", ".apng": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF"}
+IMAGE_FORMATS: dict[str, str] = {".png": "PNG", ".apng": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                                 ".gif": "GIF"}
 _FORMAT_ALIASES: dict[str, str] = {"MPO": "JPEG"}  # camera JPEGs with extra frames open as MPO
 PACK_FILE = "pack.json"
 
