@@ -29,6 +29,9 @@ OCR_VERSION = 1  # bump when reading or joining changes: it is part of the cache
 # RapidOCR scales an image so its short side is at least this before detecting text (its default, 736,
 # blows a 256 px sticker up ~8x in area); 480 read 48/48 rendered stickers like 736, at 1.1 s not 1.9 s
 DET_SIDE_PX = 480
+# Its angle classifier turns short words upside down ("so" -> "OS": 4 of 96 English stickers); sticker text
+# is upright, and without it 191 of 192 rendered stickers read exactly (docs/unseen.md)
+USE_ANGLE_CLASSIFIER = False
 ENGINE_PACKAGE = "rapidocr-onnxruntime"
 _CHECKSUM = re.compile(r"^[0-9a-f]{64}$")
 
@@ -44,7 +47,7 @@ def cache_key(min_score: float = 0.5, det_side_px: int = DET_SIDE_PX) -> str:
         engine = importlib.metadata.version(ENGINE_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
         engine = "none"
-    return (f"rapidocr-{engine}-ocr{OCR_VERSION}-s{min_score:g}-det{det_side_px}"
+    return (f"rapidocr-{engine}-ocr{OCR_VERSION}-s{min_score:g}-det{det_side_px}-cls{int(USE_ANGLE_CLASSIFIER)}"
             f"-frames{SAMPLING_VERSION}k{FRAMES_PER_STICKER}")
 
 
@@ -62,7 +65,7 @@ class TextReader:
         self.min_score = min_score
         self.key = cache_key(min_score, det_side_px)
         self._engine = RapidOCR(text_score=min_score, intra_op_num_threads=threads, inter_op_num_threads=1,
-                                det_limit_side_len=det_side_px)
+                                det_limit_side_len=det_side_px, use_cls=USE_ANGLE_CLASSIFIER)
         self._lock = threading.Lock()  # one onnxruntime run at a time per reader
 
     def __call__(self, image: Image.Image) -> str:
