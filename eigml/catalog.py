@@ -1,9 +1,11 @@
 """The sticker catalogue: packs of images on disk, validated once when loaded.
 
-Layout: `CATALOG/<pack>/<stem>.<png|jpg|jpeg|webp|gif>` plus an optional `CATALOG/<pack>/pack.json`
+Layout: `CATALOG/<pack>/<stem>.<png|apng|jpg|jpeg|webp|gif>` plus an optional `CATALOG/<pack>/pack.json`
 (title, licence, attribution and per-sticker names/tags/category/emoji). A sticker's id is `<pack>/<stem>`.
 Loading never raises on a bad file: it is left out and listed in `Catalog.skipped` with the reason.
 Only image suffixes are candidates; other files (LICENSE, README) and hidden entries are ignored.
+Animated GIF, APNG and WebP are accepted within frame and total-pixel limits; `Catalog.open_sticker` gives
+their sampled frames (`eigml.animation`).
 """
 
 from __future__ import annotations
@@ -18,15 +20,20 @@ from typing import Any
 
 from PIL import Image
 
-IMAGE_FORMATS: dict[str, str] = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF"}
+from eigml.animation import FRAMES_PER_STICKER, Frames, frame_count, on_white, read_frames
+
+IMAGE_FORMATS: dict[str, str] = {".png": "PNG", ".apng": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                                 ".gif": "GIF"}
 _FORMAT_ALIASES: dict[str, str] = {"MPO": "JPEG"}  # camera JPEGs with extra frames open as MPO
 PACK_FILE = "pack.json"
 
 # Every skip reason starts with one of these words, so callers and tests can group them.
 SKIP_KINDS: tuple[str, ...] = (
     "empty", "too-large", "too-many-pixels", "not-an-image", "format-mismatch", "truncated", "corrupt",
-    "duplicate", "bad-pack-json",
+    "duplicate", "bad-pack-json", "too-many-frames",
 )
+MAX_FRAMES = 500  # frames in one animated sticker (a 60 fps, 8 s loop); more is refused, not truncated
+MAX_ANIMATION_PIXELS = 100_000_000  # width * height * frames: every frame is decoded once when validating
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,12 @@ class Catalog:
         """The sticker as an RGB image (first frame if animated); transparency is composited on white."""
         return open_rgb(self[sticker_id].path)
 
+    def open_sticker(self, sticker_id: str, frames: int = FRAMES_PER_STICKER) -> Image.Image | Frames:
+        """What the image encoder takes: the RGB still (as `open_image`), or `frames` sampled frames of an
+        animated sticker, each RGB on white (`eigml.animation.read_frames`)."""
+        path = self[sticker_id].path
+        return read_frames(path, frames) or open_rgb(path)
+
     def describe(self, sticker_id: str, lang: str = "en") -> str:
         """Text for text matching: "<name>: <tag>, <tag>" in `lang`, else in English, else the stem.
 
@@ -106,17 +119,16 @@ def open_rgb(path: Path) -> Image.Image:
     """RGB pixels of an image file; alpha (or palette transparency) is composited on white."""
     with Image.open(path) as image:
         image.seek(0)
-        has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-        if not has_alpha:
-            return image.convert("RGB")
-        rgba = image.convert("RGBA")
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(white, rgba).convert("RGB")
+        return on_white(image)
 
 
-def validate_image(path: Path, *, max_bytes: int, max_pixels: int) -> str | None:
+def validate_image(path: Path, *, max_bytes: int, max_pixels: int, max_frames: int = MAX_FRAMES,
+                   max_animation_pixels: int = MAX_ANIMATION_PIXELS) -> str | None:
     """None when `path` is a complete, decodable image of the format its suffix names, within the limits;
-    otherwise the reason, starting with one of SKIP_KINDS. Never raises for a bad file."""
+    otherwise the reason, starting with one of SKIP_KINDS. Never raises for a bad file.
+
+    An animation must have at most `max_frames` frames and `max_animation_pixels` pixels over all frames
+    (checked before any frame after the first is decoded); then every frame is decoded once."""
     expected = IMAGE_FORMATS.get(path.suffix.lower())
     if expected is None:
         return f"not-an-image: unsupported suffix {path.suffix!r}"
@@ -139,6 +151,15 @@ def validate_image(path: Path, *, max_bytes: int, max_pixels: int) -> str | None
                 if _FORMAT_ALIASES.get(image.format or "", image.format) != expected:
                     return f"format-mismatch: content is {image.format}, suffix {path.suffix!r} says {expected}"
                 image.load()  # decodes the first frame: catches truncation and broken data streams
+                frames = frame_count(image)  # GIF: a scan of the frame headers, no pixel decoding
+                if frames > max_frames:
+                    return f"too-many-frames: {frames} frames, over the limit of {max_frames}"
+                if width * height * frames > max_animation_pixels:
+                    return (f"too-many-pixels: {frames} frames of {width}x{height} = {width * height * frames} "
+                            f"pixels, over the animation limit of {max_animation_pixels} (decompression bomb guard)")
+                for index in range(1, frames):
+                    image.seek(index)
+                    image.load()
             with Image.open(path) as image:
                 image.verify()  # checks what decoding skips, e.g. PNG chunk checksums
     except Image.DecompressionBombError as error:
@@ -186,7 +207,7 @@ def _sticker_meta(entry: Any) -> tuple[dict[str, str], dict[str, tuple[str, ...]
     return names, tags, _text(entry.get("category")), _text(entry.get("emoji"))
 
 
-def _load_pack(pack_dir: Path, max_bytes: int, max_pixels: int,
+def _load_pack(pack_dir: Path, limits: dict[str, int],
                skipped: list[tuple[Path, str]]) -> tuple[Pack, list[Sticker]]:
     meta, error = _read_pack_meta(pack_dir / PACK_FILE)
     if error:
@@ -198,7 +219,7 @@ def _load_pack(pack_dir: Path, max_bytes: int, max_pixels: int,
     for path in sorted(pack_dir.iterdir()):
         if path.name.startswith(".") or not path.is_file() or path.suffix.lower() not in IMAGE_FORMATS:
             continue
-        reason = validate_image(path, max_bytes=max_bytes, max_pixels=max_pixels)
+        reason = validate_image(path, **limits)
         if reason is None and path.stem in stickers:
             reason = f"duplicate: {stickers[path.stem].path.name} already provides {pack.name}/{path.stem}"
         if reason is not None:
@@ -210,7 +231,8 @@ def _load_pack(pack_dir: Path, max_bytes: int, max_pixels: int,
     return pack, list(stickers.values())
 
 
-def load_catalog(root: str | Path, *, max_bytes: int = 10_000_000, max_pixels: int = 4096 * 4096) -> Catalog:
+def load_catalog(root: str | Path, *, max_bytes: int = 10_000_000, max_pixels: int = 4096 * 4096,
+                 max_frames: int = MAX_FRAMES, max_animation_pixels: int = MAX_ANIMATION_PIXELS) -> Catalog:
     """Every pack folder under `root`, each image validated; bad files go to `skipped` with a reason.
 
     A pack folder without pack.json is valid (no names or tags). Prints one summary line to stderr.
@@ -220,12 +242,14 @@ def load_catalog(root: str | Path, *, max_bytes: int = 10_000_000, max_pixels: i
     if not root.is_dir():
         raise FileNotFoundError(f"sticker catalogue {root} is not a directory "
                                 "(build the default one with `python -m training catalog --out DIR`)")
+    limits = {"max_bytes": max_bytes, "max_pixels": max_pixels, "max_frames": max_frames,
+              "max_animation_pixels": max_animation_pixels}
     packs: dict[str, Pack] = {}
     stickers: list[Sticker] = []
     skipped: list[tuple[Path, str]] = []
     for pack_dir in sorted(root.iterdir()):
         if pack_dir.is_dir() and not pack_dir.name.startswith((".", "_")):
-            pack, pack_stickers = _load_pack(pack_dir, max_bytes, max_pixels, skipped)
+            pack, pack_stickers = _load_pack(pack_dir, limits, skipped)
             packs[pack.name] = pack
             stickers.extend(pack_stickers)
     catalog = Catalog(root=root, packs=packs, stickers={s.id: s for s in sorted(stickers, key=lambda s: s.id)},

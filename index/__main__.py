@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              help="backbone feature cache (default $STICKERS_CACHE_DIR/features)")
         command.add_argument("--models-dir", type=Path, default=None,
                              help="converted backbone weights (default $STICKERS_CACHE_DIR/models)")
+        command.add_argument("--ocr", choices=("auto", "on", "off"), default="auto",
+                             help="read the words drawn on stickers (auto: when rapidocr-onnxruntime is installed)")
+        command.add_argument("--text-cache", type=Path, default=None,
+                             help="OCR text cache (default $STICKERS_CACHE_DIR/ocr)")
         command.add_argument("--no-publish", action="store_true", help="write the version but keep CURRENT")
         command.add_argument("--no-progress", action="store_true")
 
@@ -65,11 +69,12 @@ def make_config(args: argparse.Namespace) -> IndexCommandConfig:
     return IndexCommandConfig(
         command=args.command, root=args.root, model=args.model, catalog=args.catalog,
         feature_cache=args.feature_cache or cache / "features", models_dir=args.models_dir or cache / "models",
+        text_cache=args.text_cache or cache / "ocr",
         packs=tuple(p.strip() for p in args.packs.split(",") if p.strip()) if getattr(args, "packs", None) else None,
         add_packs=tuple(getattr(args, "add_packs", ())), remove_packs=tuple(getattr(args, "remove_packs", ())),
         full=getattr(args, "full", False), publish=not args.no_publish, progress=not args.no_progress,
         index=IndexSettings(factory=args.factory, nprobe=args.nprobe, ef_search=args.ef_search, device=args.device,
-                            batch_size=args.batch_size, keep_versions=args.keep),
+                            batch_size=args.batch_size, keep_versions=args.keep, ocr=args.ocr),
     )
 
 
@@ -100,33 +105,41 @@ def execute(config: IndexCommandConfig) -> str:
 
     from eigml.catalog import load_catalog
     from eigml.checkpoint import CheckpointError, load_checkpoint
+    from eigml.ocr import ocr_available
     from index.ann import resolve_device
-    from index.build import build_index, update_index
+    from index.build import BuildError, build_index, update_index
     from index.store import read_manifest
 
     if not config.model.is_dir():
         raise CheckpointError(f"checkpoint {config.model} does not exist")
+    s = config.index
+    if s.ocr == "on" and not ocr_available():
+        raise BuildError("--ocr on needs rapidocr-onnxruntime (see docs/unseen.md), or pass --ocr off")
+    ocr = s.ocr == "on" or (s.ocr == "auto" and ocr_available())
     catalog = load_catalog(config.catalog)
     model = load_checkpoint(config.model, models_dir=config.models_dir)
-    s = config.index
     if resolve_device(s.device) == "cuda" and torch.cuda.is_available():
         model.to("cuda")
     if config.command == "build":
         version = build_index(model, catalog, config.root, factory=s.factory or DEFAULT_FACTORY,
                               packs=config.packs, search=s.search(), device=s.device, batch_size=s.batch_size,
                               feature_cache=config.feature_cache, publish=config.publish,
-                              keep_versions=s.keep_versions, progress=config.progress)
+                              keep_versions=s.keep_versions, progress=config.progress, ocr=ocr,
+                              text_cache=config.text_cache)
     else:
         version = update_index(model, catalog, config.root, add_packs=config.add_packs,
                                remove_packs=config.remove_packs, factory=s.factory, search=s.search(),
                                reuse=not config.full, allow_model_change=config.command == "rebuild",
                                device=s.device, batch_size=s.batch_size, feature_cache=config.feature_cache,
-                               publish=config.publish, keep_versions=s.keep_versions, progress=config.progress)
+                               publish=config.publish, keep_versions=s.keep_versions, progress=config.progress,
+                               ocr=ocr, text_cache=config.text_cache)
     m = read_manifest(config.root, version)
     packs = ", ".join(f"{p} {n}" for p, n in m.counts.items())
     print(f"index {version} ({'CURRENT' if config.publish else 'not published'}) under {config.root}: "
           f"{m.count} stickers ({m.embedded} embedded, {m.reused} reused) in {packs}; factory {m.factory!r}, "
-          f"model {m.model_version}", file=sys.stderr)
+          f"model {m.model_version}; "
+          + (f"sticker text read by OCR for {m.ocr_read} images, the rest reused" if m.ocr else "no OCR"),
+          file=sys.stderr)
     return version
 
 

@@ -4,6 +4,8 @@
 and removes packs (or, with no pack changes, rebuilds the current set): a sticker whose image file is
 unchanged (same sha256) under the same model is copied from the current version, bit for bit, not
 re-embedded; the FAISS index is rebuilt over all rows, so the result equals a full build.
+With `ocr`, the words drawn on each sticker are read (eigml.ocr) and stored per row; text is reused from the
+parent version or the on-disk text cache for unchanged images, so only new images are read.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from eigml.catalog import Catalog
 from eigml.model.eigml import EIGML
 from index.ann import Device, build_faiss_index, check_factory, default_settings, resolve_device, serialize
-from index.embed import embed_stickers, file_sha256
+from index.embed import embed_stickers, file_sha256, read_texts
 from index.store import (
     Dims,
     IndexStoreError,
@@ -69,10 +71,12 @@ def plan_rows(ids: Sequence[str], checksums: dict[str, str], previous: StoredVer
 def build_index(model: EIGML, catalog: Catalog, root: Path, *, factory: str = "Flat", device: Device = "auto",
                 batch_size: int = 64, feature_cache: Path | None = None, publish: bool = True,
                 packs: Collection[str] | None = None, search: SearchSettings | None = None,
-                keep_versions: int = 3, progress: bool = True) -> str:
+                keep_versions: int = 3, progress: bool = True, ocr: bool = False,
+                text_cache: Path | None = None) -> str:
     """Embed every sticker of `packs` (default: all) and write a new version under `root`; returns it.
 
     `publish` makes it CURRENT; otherwise it is written beside it (switch with `store.set_current`).
+    `ocr` reads the words on every sticker into the index (cached under `text_cache` by image checksum).
     """
     chosen = sorted(catalog.packs) if packs is None else sorted(set(packs))
     unknown = sorted(set(chosen) - set(catalog.packs))
@@ -81,20 +85,22 @@ def build_index(model: EIGML, catalog: Catalog, root: Path, *, factory: str = "F
                          f"{', '.join(sorted(catalog.packs)) or 'no packs'}")
     return _write_version(model, catalog, Path(root), chosen, None, factory=factory, search=search,
                           device=device, batch_size=batch_size, feature_cache=feature_cache, publish=publish,
-                          keep_versions=keep_versions, progress=progress)
+                          keep_versions=keep_versions, progress=progress, ocr=ocr, text_cache=text_cache)
 
 
 def update_index(model: EIGML, catalog: Catalog, root: Path, *, add_packs: Sequence[str] = (),
                  remove_packs: Sequence[str] = (), factory: str | None = None, search: SearchSettings | None = None,
                  reuse: bool = True, allow_model_change: bool = False, device: Device = "auto",
                  batch_size: int = 64, feature_cache: Path | None = None, publish: bool = True,
-                 keep_versions: int = 3, progress: bool = True) -> str:
+                 keep_versions: int = 3, progress: bool = True, ocr: bool | None = None,
+                 text_cache: Path | None = None) -> str:
     """A new version from the CURRENT one: its packs minus `remove_packs` plus `add_packs`.
 
     `add_packs` are pack names in `catalog` or pack folders directly inside the catalogue root.
     Unchanged stickers are reused when `reuse` and the model is the one the index was built with;
     another model is an error unless `allow_model_change` (then every sticker is embedded again).
-    The factory (and its search settings) stay the current ones unless given.
+    The factory (and its search settings) stay the current ones unless given. `ocr` None keeps what the
+    current version did; sticker text is reused from it for unchanged images whatever the model.
     """
     root = Path(root)
     try:
@@ -116,7 +122,9 @@ def update_index(model: EIGML, catalog: Catalog, root: Path, *, add_packs: Seque
                           factory=factory or manifest.factory, search=search, device=device,
                           batch_size=batch_size, feature_cache=feature_cache, publish=publish,
                           keep_versions=keep_versions, progress=progress,
-                          parent_version=manifest.index_version)
+                          parent_version=manifest.index_version,
+                          ocr=manifest.ocr is not None if ocr is None else ocr, text_cache=text_cache,
+                          text_source=previous)
 
 
 def _pack_name(pack: str, catalog: Catalog) -> str:
@@ -178,7 +186,8 @@ def _assemble(plan: RowPlan, previous: StoredVersion | None, embedded: StickerAr
 def _write_version(model: EIGML, catalog: Catalog, root: Path, packs: list[str], previous: StoredVersion | None, *,
                    factory: str, search: SearchSettings | None, device: Device, batch_size: int,
                    feature_cache: Path | None, publish: bool, keep_versions: int, progress: bool,
-                   parent_version: str | None = None) -> str:
+                   parent_version: str | None = None, ocr: bool = False, text_cache: Path | None = None,
+                   text_source: StoredVersion | None = None) -> str:
     ids = catalog.ids(packs)
     if not ids:
         raise IndexBuildError(f"packs {', '.join(packs)} of the catalogue at {catalog.root} hold no stickers")
@@ -189,7 +198,8 @@ def _write_version(model: EIGML, catalog: Catalog, root: Path, packs: list[str],
     arrays = _assemble(plan, previous, embed_stickers(model, catalog, plan.embed_ids, feature_cache=feature_cache,
                                                       batch_size=batch_size, progress=progress))
     index = build_faiss_index(arrays.visual, factory, device=faiss_device)
-    stickers = [_record(catalog, s, checksums[s]) for s in ids]
+    ocr_key, texts, ocr_read = _texts(catalog, ids, checksums, ocr, text_cache, text_source, progress)
+    stickers = [_record(catalog, s, checksums[s], texts.get(s)) for s in ids]
     pack_records = {p: PackRecord(name=p, title=catalog.packs[p].title, licence=catalog.packs[p].licence,
                                   attribution=catalog.packs[p].attribution) for p in packs}
     counts = Counter(s.pack for s in stickers)
@@ -208,12 +218,28 @@ def _write_version(model: EIGML, catalog: Catalog, root: Path, packs: list[str],
         "parent_version": parent_version,
         "embedded": len(plan.embed),
         "reused": len(plan.reuse),
+        "ocr": ocr_key,
+        "ocr_read": ocr_read,
     }
     files = encode_files(stickers, pack_records, arrays, serialize(index))
     return publish_version(root, files, fields, activate=publish, keep=keep_versions)
 
 
-def _record(catalog: Catalog, sticker_id: str, sha256: str) -> StickerRecord:
+def _texts(catalog: Catalog, ids: list[str], checksums: dict[str, str], ocr: bool, text_cache: Path | None,
+           source: StoredVersion | None, progress: bool) -> tuple[str | None, dict[str, str], int]:
+    """(OCR settings key or None, text per sticker id, images read by the engine) for a new version."""
+    if not ocr:
+        return None, {}, 0
+    from eigml.ocr import cache_key
+
+    key = cache_key()
+    known = ({s.sha256: s.text for s in source.stickers if s.text is not None}
+             if source is not None and source.manifest.ocr == key else {})
+    texts, read = read_texts(catalog, ids, checksums, known=known, text_cache=text_cache, progress=progress)
+    return key, texts, read
+
+
+def _record(catalog: Catalog, sticker_id: str, sha256: str, text: str | None = None) -> StickerRecord:
     s = catalog[sticker_id]
     return StickerRecord(id=s.id, pack=s.pack, stem=s.stem, name=s.names.get("en"), emoji=s.emoji,
-                         image=s.path.relative_to(catalog.root).as_posix(), sha256=sha256)
+                         image=s.path.relative_to(catalog.root).as_posix(), sha256=sha256, text=text)

@@ -1,10 +1,12 @@
-"""Sticker encodings for the index: backbone features (through the on-disk feature cache) -> EIGML heads."""
+"""Sticker encodings for the index: backbone features (through the on-disk feature cache) -> EIGML heads;
+and the words drawn on each sticker (OCR through the on-disk text cache)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,6 +16,8 @@ from eigml.catalog import Catalog
 from eigml.model.eigml import EIGML
 from eigml.model.interface import StickerEncoding
 from index.store import StickerArrays
+
+Featurize = Callable[[Sequence[Any]], torch.Tensor]  # stills (PIL images) or animations (Frames) -> (N, T, H)
 
 
 def to_arrays(encoding: StickerEncoding) -> StickerArrays:
@@ -44,8 +48,8 @@ def embed_stickers(model: EIGML, catalog: Catalog, sticker_ids: Sequence[str], *
     """
     if not sticker_ids:
         return empty_arrays(model)
-    featurize = (model.cached_image_features(feature_cache) if feature_cache is not None
-                 else model.image_features)
+    featurize: Featurize = (model.cached_image_features(feature_cache) if feature_cache is not None
+                            else model.image_features)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -53,7 +57,7 @@ def embed_stickers(model: EIGML, catalog: Catalog, sticker_ids: Sequence[str], *
     try:
         for start in tqdm(range(0, len(sticker_ids), batch_size), desc="embedding stickers", unit="batch",
                           disable=not progress):
-            images = [catalog.open_image(s) for s in sticker_ids[start:start + batch_size]]
+            images = [catalog.open_sticker(s) for s in sticker_ids[start:start + batch_size]]
             with torch.inference_mode():
                 parts.append(to_arrays(model.encode_stickers(featurize(images).to(device))))
     finally:
@@ -63,3 +67,18 @@ def embed_stickers(model: EIGML, catalog: Catalog, sticker_ids: Sequence[str], *
 
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_texts(catalog: Catalog, sticker_ids: Sequence[str], checksums: Mapping[str, str], *,
+               known: Mapping[str, str], text_cache: Path | None, progress: bool = True) -> tuple[dict[str, str], int]:
+    """OCR text per sticker ("" when none) and how many images the OCR engine read.
+
+    A sticker's text comes from `known` (image sha256 -> text, e.g. the parent index version's rows), else
+    from the text cache under `text_cache`, else the engine reads it (and the cache keeps it).
+    """
+    from eigml.ocr import TextCache, sticker_texts_with_stats
+
+    todo = [s for s in sticker_ids if checksums[s] not in known]
+    cache = TextCache.under(text_cache) if text_cache is not None else None
+    read, count = sticker_texts_with_stats(catalog, todo, cache=cache, checksums=checksums, progress=progress)
+    return {s: known[checksums[s]] if checksums[s] in known else read[s] for s in sticker_ids}, count

@@ -7,7 +7,8 @@ Layout under `root`:
     faiss.index               FAISS index over the unit visual vectors (inner product); FAISS id = row
     visual.npy (N, D) f32   emotion.npy (N, D) f32   intention.npy (N, D) f32   emotion_probs.npy (N, E) f32
     patches.npy (N, T, D) f16 (the compact IEGA patch features)
-    stickers.json             per row: id, pack, stem, name, emoji, image path relative to the catalogue root, sha256
+    stickers.json             per row: id, pack, stem, name, emoji, image path relative to the catalogue root, sha256,
+                              text (words read from the image by OCR; null when the version was built without OCR)
     packs.json                per pack: title, licence, attribution
 A version is written into `versions/<version>.tmp` (files and folder fsynced), renamed into place, and only
 then does CURRENT move (CURRENT.tmp + fsync + os.replace), so a reader never sees a half-written index.
@@ -32,7 +33,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-sticker OCR `text` and manifest `ocr`/`ocr_read`
+READABLE_FORMATS = (1, 2)  # format 1 has no text: it loads with text None and ocr None
 CURRENT_FILE = "CURRENT"
 VERSIONS_DIR = "versions"
 MANIFEST_FILE = "manifest.json"
@@ -57,6 +59,7 @@ class StickerRecord:
     emoji: str | None
     image: str  # posix path relative to the catalogue root
     sha256: str  # of the image file: an unchanged file (and model) lets an update reuse the row
+    text: str | None = None  # words drawn on the sticker, read by OCR ("" none); None: not read (see Manifest.ocr)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ class Manifest(BaseModel):
     embedded: int  # rows embedded for this version
     reused: int  # rows copied unchanged from parent_version
     files: dict[str, FileEntry]
+    ocr: str | None = None  # the OCR settings (eigml.ocr.cache_key) sticker texts were read with; None: no OCR
+    ocr_read: int = 0  # images the OCR engine read for this version (the others came from cache or the parent)
 
 
 @dataclass(frozen=True)
@@ -173,9 +178,10 @@ def read_manifest(root: Path, version: str) -> Manifest:
         raise IndexStoreError(f"no index version {version!r} under {root} "
                               f"(versions: {', '.join(list_versions(root)) or 'none'})")
     data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format_version") != FORMAT_VERSION:
-        raise IndexStoreError(f"index {path.parent} is format {data.get('format_version')}; "
-                              f"this code reads format {FORMAT_VERSION}")
+    if data.get("format_version") not in READABLE_FORMATS:
+        raise IndexStoreError(f"index {path.parent} is format {data.get('format_version')}; this code reads "
+                              f"formats {', '.join(map(str, READABLE_FORMATS))} (rebuild it with `python -m index "
+                              "build`, or use the code version it was built with)")
     return Manifest.model_validate(data)
 
 

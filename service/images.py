@@ -6,8 +6,9 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
-                 ".gif": "image/gif"}
+# served as stored: animated GIF, APNG (".png" too: browsers animate it as image/png) and WebP stay animated
+CONTENT_TYPES = {".png": "image/png", ".apng": "image/apng", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+                 ".webp": "image/webp", ".gif": "image/gif"}
 # a sticker's art changes only when the catalogue is rebuilt; the ETag revalidates after that
 CACHE_CONTROL = "public, max-age=86400, stale-while-revalidate=604800, immutable"
 

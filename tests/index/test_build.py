@@ -20,7 +20,7 @@ from index.store import VERSIONS_DIR, current_version, list_versions, read_versi
 
 
 def _cli(*args: object) -> list[str]:
-    return [str(a) for a in args]
+    return [str(a) for a in args] + ["--ocr", "off"]  # the same index whether or not rapidocr is installed
 
 
 def test_build_command_writes_a_self_describing_index(tmp_path: Path, tiny_checkpoint: Path, tiny_catalog: Path,

@@ -22,7 +22,7 @@ from index.store import current_version, list_versions, read_version
 
 def _flags(cache_dir: Path) -> list[str]:
     return ["--feature-cache", str(cache_dir / "features"), "--models-dir", str(cache_dir / "models"),
-            "--no-progress", "--device", "cpu"]
+            "--no-progress", "--device", "cpu", "--ocr", "off"]
 
 
 def _count_encoded(model: EIGML, monkeypatch: pytest.MonkeyPatch) -> list[int]:

@@ -86,7 +86,7 @@ def build_sticker_bank(catalog: Catalog, sticker_ids: Sequence[str],
     chunks = []
     for start in tqdm(range(0, len(rows_ids), batch_size), desc="sticker features", disable=not progress,
                       unit="batch"):
-        images = [catalog.open_image(s) for s in rows_ids[start:start + batch_size]]
+        images = [catalog.open_sticker(s) for s in rows_ids[start:start + batch_size]]
         with torch.inference_mode():
             chunks.append(featurize(images).to(torch.float16))
     features = torch.cat(chunks) if chunks else torch.empty(0)

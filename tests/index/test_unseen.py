@@ -1,0 +1,129 @@
+"""Stickers the model has never seen: OCR text stored per row and reused incrementally, animated stickers
+embedded as their pooled frames, and index format 1 still readable."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from eigml.catalog import load_catalog
+from eigml.model.eigml import EIGML
+from eigml.ocr import cache_key
+from index.build import build_index, update_index
+from index.store import CURRENT_FILE, MANIFEST_FILE, VERSIONS_DIR, IndexStoreError, read_version
+
+
+class FakeReader:
+    """Stands in for the OCR engine (tests without rapidocr): the 'text' is the image's mean red value."""
+
+    calls = 0
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __call__(self, image: Image.Image) -> str:
+        FakeReader.calls += 1
+        return f"red {int(np.asarray(image.convert('RGB'))[..., 0].mean())}"
+
+
+@pytest.fixture
+def fake_ocr(monkeypatch: pytest.MonkeyPatch) -> type[FakeReader]:
+    FakeReader.calls = 0
+    monkeypatch.setattr("eigml.ocr.TextReader", FakeReader)
+    return FakeReader
+
+
+def _catalog_copy(tiny_catalog: Path, tmp_path: Path, packs: tuple[str, ...]) -> Path:
+    root = tmp_path / "catalog"
+    for pack in packs:
+        shutil.copytree(tiny_catalog / pack, root / pack)
+    return root
+
+
+def _animated_pack(root: Path) -> None:
+    folder = root / "anim"
+    folder.mkdir()
+    frames = []
+    for i in range(6):
+        frame = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+        ImageDraw.Draw(frame).ellipse([4 + i, 4, 60 - i, 60], fill=(255, 40 * i, 60, 255))
+        frames.append(frame)
+    frames[0].save(folder / "wobble.gif", save_all=True, append_images=frames[1:], duration=60, loop=0, disposal=2)
+    frames[0].save(folder / "wobble2.webp", save_all=True, append_images=frames[1:], duration=60, lossless=True)
+
+
+def test_ocr_text_is_stored_and_reused_for_unchanged_images(tmp_path: Path, tiny_catalog: Path, cache_dir: Path,
+                                                            tiny_model: EIGML, fake_ocr: type[FakeReader]) -> None:
+    root_dir = _catalog_copy(tiny_catalog, tmp_path, ("noto", "twemoji"))
+    catalog = load_catalog(root_dir)
+    root = tmp_path / "index"
+    build_index(tiny_model, catalog, root, packs=["noto"], feature_cache=cache_dir / "features", progress=False,
+                ocr=True, text_cache=None)
+    first = read_version(root)
+    assert first.manifest.ocr == cache_key() and first.manifest.ocr_read == 12 == fake_ocr.calls
+    assert all(s.text is not None and s.text.startswith("red ") for s in first.stickers)
+    # adding a pack reads only its images; noto's text comes from the parent version (no disk cache here)
+    update_index(tiny_model, catalog, root, add_packs=["twemoji"], feature_cache=cache_dir / "features",
+                 progress=False, text_cache=None)
+    second = read_version(root)
+    assert second.manifest.ocr_read == 12 and fake_ocr.calls == 24
+    assert {s.id: s.text for s in second.stickers if s.pack == "noto"} == {s.id: s.text for s in first.stickers}
+    # without a parent, the disk cache serves unchanged images
+    cached = tmp_path / "ocr"
+    build_index(tiny_model, catalog, tmp_path / "index2", feature_cache=cache_dir / "features", progress=False,
+                ocr=True, text_cache=cached)
+    build_index(tiny_model, catalog, tmp_path / "index3", feature_cache=cache_dir / "features", progress=False,
+                ocr=True, text_cache=cached)
+    assert read_version(tmp_path / "index3").manifest.ocr_read == 0 and fake_ocr.calls == 48
+    assert read_version(tmp_path / "index3").stickers == second.stickers
+
+
+def test_without_ocr_rows_have_no_text(built_root: Path) -> None:
+    stored = read_version(built_root)
+    assert stored.manifest.ocr is None and all(s.text is None for s in stored.stickers)
+
+
+def test_animated_stickers_are_indexed_as_their_pooled_frames(tmp_path: Path, tiny_catalog: Path,
+                                                              cache_dir: Path, tiny_model: EIGML) -> None:
+    root_dir = _catalog_copy(tiny_catalog, tmp_path, ("noto",))
+    _animated_pack(root_dir)
+    catalog = load_catalog(root_dir)
+    assert catalog.ids(["anim"]) == ["anim/wobble", "anim/wobble2"]
+    build_index(tiny_model, catalog, tmp_path / "index", feature_cache=cache_dir / "features", progress=False)
+    stored = read_version(tmp_path / "index")
+    rows = {s.id: r for r, s in enumerate(stored.stickers)}
+    for sticker_id in catalog.ids(["anim"]):
+        frames = catalog.open_sticker(sticker_id)
+        assert not isinstance(frames, Image.Image) and len(frames) == 4
+        # the obvious path: each frame through the backbone alone, tokens averaged, then the heads
+        tokens = torch.stack([tiny_model.image_features([f])[0] for f in frames.images]).mean(dim=0)
+        with torch.inference_mode():
+            expected = tiny_model.encode_stickers(tokens.half().float()[None]).visual[0].numpy()
+        np.testing.assert_allclose(stored.arrays.visual[rows[sticker_id]], expected, atol=2e-2)
+        first_frame_only = tiny_model.encode_stickers(tiny_model.image_features([frames.images[0]])).visual[0]
+        assert not np.allclose(stored.arrays.visual[rows[sticker_id]], first_frame_only.detach().numpy(), atol=1e-3)
+
+
+def _manifest_path(root: Path) -> Path:
+    return root / VERSIONS_DIR / (root / CURRENT_FILE).read_text().strip() / MANIFEST_FILE
+
+
+def test_format_1_indexes_still_load_and_unknown_formats_are_refused(tmp_path: Path, built_root: Path) -> None:
+    root = tmp_path / "old"
+    shutil.copytree(built_root, root)
+    path = _manifest_path(root)
+    manifest = json.loads(path.read_text())
+    for field in ("ocr", "ocr_read"):
+        manifest.pop(field)
+    path.write_text(json.dumps({**manifest, "format_version": 1}))
+    stored = read_version(root)
+    assert stored.manifest.format_version == 1 and stored.manifest.ocr is None
+    path.write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(IndexStoreError, match="is format 99; this code reads formats 1, 2"):
+        read_version(root)
