@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from eigml.dialogue import Dialogue, Turn
+from index.store import VERSION_PATTERN
 from service.indexes import ReindexStatus
 from service.recommender import Prediction, RecommendRequest, RecommendResult
 
@@ -95,8 +96,8 @@ class Health(BaseModel):
 class ReloadBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
-        default=None, description="the version to load; default: the index root's CURRENT")
+    version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)] | None = Field(
+        default=None, description="the version to load (e.g. 000002-3f9a0c1b2d); default: the index root's CURRENT")
 
 
 class ReloadResponse(BaseModel):

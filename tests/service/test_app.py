@@ -93,7 +93,7 @@ def test_sticker_images_are_cached_and_confined(client: TestClient, tiny_catalog
     assert response.status_code == 200
     assert response.content == (tiny_catalog / "noto" / "1f600.png").read_bytes()
     tag = response.headers["etag"]
-    assert tag.startswith('"') and "immutable" in response.headers["cache-control"]
+    assert tag.startswith('"') and "immutable" not in response.headers["cache-control"]  # the art can change
     again = client.get("/stickers/noto/1f600", headers={"If-None-Match": tag})
     assert again.status_code == 304 and again.headers["etag"] == tag and not again.content
     assert client.get("/stickers/noto/1f601", headers={"If-None-Match": tag}).status_code == 200
