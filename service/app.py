@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
@@ -153,6 +154,15 @@ class RequestMetrics:
             self.metrics.observe_request(route, scope.get("method", ""), status, time.perf_counter() - start)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def service_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ServiceError)
@@ -177,8 +187,10 @@ def _install_error_handlers(app: FastAPI) -> None:
                                                                  f"({reason})"),
                                 status_code=STATUS[ErrorCode.VALIDATION])
         code = CODE_BY_STATUS.get(error.status_code, ErrorCode.INTERNAL)
-        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code,
-                            headers=dict(error.headers or {}))
+        headers = dict(error.headers or {})
+        if error.status_code == 405:  # Starlette names only the first route's methods; a path may have several
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code, headers=headers)
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -20,7 +20,7 @@ from service.dependencies import (
     require_admin,
     until_disconnected,
 )
-from service.errors import InvalidRequest, NotFound, NotReady, error_responses
+from service.errors import NotFound, NotReady, error_responses
 from service.indexes import IndexManager
 from service.metrics import CONTENT_TYPE_LATEST
 from service.recommender import Recommender
@@ -45,17 +45,20 @@ IndexesDep = Annotated[IndexManager, Depends(get_indexes)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-@router.post("/recommend", response_model=RecommendResponse, responses=error_responses(422, 429, 503))
+@router.post("/recommend", response_model=RecommendResponse, operation_id="recommend", responses={
+    200: {"links": {"sticker_image": {"operationId": "sticker_image",
+                                      "parameters": {"sticker_id": "$response.body#/hits/0/sticker_id"}}}},
+    **error_responses(404, 422, 429, 503)})
 async def recommend(body: RecommendBody, request: Request, recommender: RecommenderDep,
                     batcher: BatcherDep) -> RecommendResponse:
     unknown = recommender.unknown_packs(body.packs)
     if unknown:
-        raise InvalidRequest(f"unknown pack(s) {unknown}; packs: {sorted(recommender.packs)}")
+        raise NotFound(f"unknown pack(s) {unknown}; packs: {sorted(recommender.packs)}")
     result = await until_disconnected(request, batcher.submit(body.to_request()))
     return RecommendResponse.of(result)
 
 
-@router.get("/stickers/{sticker_id:path}", response_class=Response, responses={
+@router.get("/stickers/{sticker_id:path}", response_class=Response, operation_id="sticker_image", responses={
     200: {"content": {t: {"schema": {"type": "string", "format": "binary"}} for t in images.MEDIA_TYPES},
           "description": "the sticker's image"},
     304: {"description": "not modified (If-None-Match names the current ETag)"},
@@ -82,12 +85,12 @@ def sticker_image(sticker_id: str, request: Request, recommender: RecommenderDep
     return Response(content=data, media_type=images.content_type(path), headers=images.headers(tag))
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, operation_id="healthz")
 async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses=error_responses(503))
+@router.get("/readyz", response_model=Health, operation_id="readyz", responses=error_responses(503))
 async def readyz(state: State) -> Health:
     if state.components is None or state.batcher is None:
         raise state.not_ready()
@@ -98,12 +101,15 @@ async def readyz(state: State) -> Health:
                   stickers=len(recommender.index), encoder_backend=recommender.encoder.backend)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, operation_id="metrics",
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "Prometheus text format"}})
 async def metrics(state: State) -> Response:
     return Response(content=state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-@admin.post("/reload", response_model=ReloadResponse, responses=error_responses(404, 409, 422))
+@admin.post("/reload", response_model=ReloadResponse, operation_id="reload_index",
+            responses=error_responses(404, 409, 422))
 async def reload_index(state: State, indexes: IndexesDep,
                        body: Annotated[ReloadBody | None, Body()] = None) -> ReloadResponse:
     """Load the index root's CURRENT version (or `version`), serve it, and tell the other replicas."""
@@ -112,12 +118,13 @@ async def reload_index(state: State, indexes: IndexesDep,
     return ReloadResponse(previous_version=previous, index_version=version, published=published)
 
 
-@admin.post("/reindex", response_model=ReindexResponse, status_code=202, responses=error_responses(409))
+@admin.post("/reindex", response_model=ReindexResponse, status_code=202, operation_id="start_reindex", responses={
+    202: {"links": {"reindex_status": {"operationId": "reindex_status"}}}, **error_responses(409)})
 async def start_reindex(indexes: IndexesDep) -> ReindexResponse:
     """Rebuild the index from the catalogue in the background; poll GET /admin/reindex."""
     return ReindexResponse.of(indexes.start_reindex())
 
 
-@admin.get("/reindex", response_model=ReindexResponse)
+@admin.get("/reindex", response_model=ReindexResponse, operation_id="reindex_status")
 async def reindex_status(indexes: IndexesDep) -> ReindexResponse:
     return ReindexResponse.of(indexes.reindex_status)

@@ -17,7 +17,8 @@ MAX_TOP_K = 50
 MAX_PACKS = 64
 MAX_EXCLUDE = 1_000
 
-Speaker = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+NO_NUL = r"^[^\x00]*$"  # a NUL byte is never text: refused, so it reaches no tokenizer, log line or C string
+Speaker = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
 PackName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 StickerId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
@@ -26,7 +27,7 @@ class TurnIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     speaker: Speaker
-    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TURN_CHARS)]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TURN_CHARS, pattern=NO_NUL)]
 
 
 class RecommendBody(BaseModel):
