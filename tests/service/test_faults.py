@@ -428,3 +428,22 @@ def test_reindex_keeps_the_packs_and_the_factory_served(make_settings: Callable[
     assert set(manifest.counts) == {"noto", "plain"}
     assert manifest.factory == "HNSW8" and manifest.search.ef_search == 7
     assert {h["pack"] for h in hits} <= {"noto", "plain"}
+
+
+def test_tls_urls_and_credentials_reach_the_redis_clients() -> None:
+    import redis
+
+    from service.cache import connect_redis
+    from service.index_sync import IndexSync
+    from service.settings import Settings
+
+    settings = Settings(model=Path("m"), redis_url="rediss://cache.internal:6380/0?ssl_ca_certs=/etc/ca.pem",
+                        redis_username="stickers", redis_password="from-a-secret")
+    client = connect_redis(str(settings.redis_url), 0.1, settings.redis_auth)
+    sync = IndexSync(str(settings.redis_url), "p:", ServiceMetrics(), auth=settings.redis_auth)
+    for pool in (client.connection_pool, sync._client.connection_pool):
+        assert pool.connection_class is redis.SSLConnection
+        kwargs = pool.connection_kwargs
+        assert (kwargs["username"], kwargs["password"], kwargs["ssl_ca_certs"]) == ("stickers", "from-a-secret",
+                                                                                     "/etc/ca.pem")
+    assert "from-a-secret" not in repr(settings)  # a SecretStr: never in logs or reprs
