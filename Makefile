@@ -8,7 +8,7 @@ STICKERS_DATA_DIR ?= ../shared/data
 CATALOG ?= $(STICKERS_CACHE_DIR)/catalog/default
 export STICKERS_CACHE_DIR STICKERS_DATA_DIR HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: setup catalog model index onnx run serve recommend test test-all lint bench-baselines bench-train bench-ablations bench-report bench-probe clean
+.PHONY: setup catalog model index onnx run serve recommend test test-all lint bench-reliability bench-baselines bench-train bench-ablations bench-report bench-probe clean
 
 # The default model is trained from the catalogue alone (no benchmark data), once per version of its
 # config and the model code, and kept outside the clone so fresh clones reuse it.
@@ -73,6 +73,13 @@ test-all: setup
 lint: setup
 	$(VENV)/bin/ruff check eigml training index service tests bench scripts
 	$(VENV)/bin/mypy eigml training index service
+
+# Load, faults and hostile input against the real service and a real redis-server (docs/reliability.md,
+# about 15 minutes; not part of `make test`). Against the default model (`make index` first), or
+# `make bench-reliability RELIABILITY_ARGS="--tiny /tmp/stickers-tiny"` for a tiny one built on the spot.
+bench-reliability: setup
+	$(VENV)/bin/pip install --quiet -e '.[bench]'
+	PYTHONPATH=. $(PY) bench/reliability.py --model $(MODEL) --index $(INDEX) --catalog $(CATALOG) $(RELIABILITY_ARGS)
 
 bench-baselines: catalog
 	$(PY) -m training bench-baselines --catalog $(CATALOG) --data-dir $(STICKERS_DATA_DIR) --out docs/results.md

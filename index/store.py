@@ -43,7 +43,8 @@ STICKERS_FILE = "stickers.json"
 PACKS_FILE = "packs.json"
 ARRAY_FILES = {"visual": "visual.npy", "emotion": "emotion.npy", "intention": "intention.npy",
                "emotion_probs": "emotion_probs.npy", "patches": "patches.npy"}
-_VERSION = re.compile(r"^(\d{6})-[0-9a-f]{10}$")
+VERSION_PATTERN = r"^\d{6}-[0-9a-f]{10}$"  # what publish_version names versions; the service's schema uses it too
+_VERSION = re.compile(VERSION_PATTERN)
 
 
 class IndexStoreError(ValueError):
@@ -152,6 +153,17 @@ class StoredVersion:
     faiss_bytes: bytes
 
 
+def check_version(version: str) -> str:
+    """`version` if it is a version name (`<6-digit sequence>-<10 hex>`), else IndexStoreError.
+
+    The one gate for every place a version string becomes a path (CURRENT, the reload API, Redis), so
+    `../../x` or an absolute path never reaches the file system.
+    """
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
+        raise IndexStoreError(f"{version!r} is not an index version (<6-digit sequence>-<10 hex digits>)")
+    return version
+
+
 # ---- reading ---------------------------------------------------------------------------------------
 def current_version(root: Path) -> str | None:
     """The version CURRENT names, or None when nothing was published under `root`."""
@@ -159,7 +171,7 @@ def current_version(root: Path) -> str | None:
     if not path.is_file():
         return None
     version = path.read_text().strip()
-    return version or None
+    return check_version(version) if version else None
 
 
 def list_versions(root: Path) -> list[str]:
@@ -173,7 +185,7 @@ def list_versions(root: Path) -> list[str]:
 
 
 def read_manifest(root: Path, version: str) -> Manifest:
-    path = Path(root) / VERSIONS_DIR / version / MANIFEST_FILE
+    path = Path(root) / VERSIONS_DIR / check_version(version) / MANIFEST_FILE
     if not path.is_file():
         raise IndexStoreError(f"no index version {version!r} under {root} "
                               f"(versions: {', '.join(list_versions(root)) or 'none'})")
@@ -205,7 +217,7 @@ def read_version(root: Path, version: str | None = None, *, verify: bool = True)
 
 
 def _read(root: Path, version: str, verify: bool) -> StoredVersion:
-    manifest = read_manifest(root, version)
+    manifest = read_manifest(root, check_version(version))
     folder = root / VERSIONS_DIR / version
     data: dict[str, bytes] = {}
     for name, entry in manifest.files.items():
@@ -261,11 +273,15 @@ def publish_version(root: Path, files: Mapping[str, bytes], manifest_fields: Map
         tmp = root / VERSIONS_DIR / f"{version}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        for name, data in files.items():
-            _write_synced(tmp / name, data)
-        _write_synced(tmp / MANIFEST_FILE, _json(manifest.model_dump(mode="json")))
-        _fsync_dir(tmp)
-        os.rename(tmp, root / VERSIONS_DIR / version)
+        try:
+            for name, data in files.items():
+                _write_synced(tmp / name, data)
+            _write_synced(tmp / MANIFEST_FILE, _json(manifest.model_dump(mode="json")))
+            _fsync_dir(tmp)
+            os.rename(tmp, root / VERSIONS_DIR / version)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # a failed write (disk full, interrupted) leaves nothing
+            raise
         _fsync_dir(root / VERSIONS_DIR)
         if activate:
             _set_current(root, version)
@@ -277,7 +293,7 @@ def set_current(root: Path, version: str) -> None:
     """Make an existing, complete version the one readers load."""
     root = Path(root)
     with _lock(root):
-        read_manifest(root, version)
+        read_manifest(root, check_version(version))
         _set_current(root, version)
 
 

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
@@ -33,9 +34,11 @@ from service.errors import (
     ServiceError,
     error_body,
     error_headers,
+    error_responses,
 )
 from service.index_sync import IndexSync
 from service.indexes import IndexManager
+from service.limits import BodyLimit
 from service.metrics import ServiceMetrics
 from service.routes import admin, router
 from service.settings import Settings
@@ -51,7 +54,8 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.redis_url:
-            state.sync = IndexSync(settings.redis_url, settings.redis_prefix, metrics)
+            state.sync = IndexSync(settings.redis_url, settings.redis_prefix, metrics, auth=settings.redis_auth,
+                                   health_check_seconds=settings.redis_health_check_seconds)
         loading: asyncio.Task[None] | None = None
         if components is not None:
             _start(state, components)
@@ -68,10 +72,14 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
             if state.sync is not None:
                 await state.sync.stop()
 
-    app = FastAPI(title="Sticker recommendation", version=__version__, lifespan=lifespan)
+    # any route may be sent a body over the limit, so 413 is documented on every one
+    app = FastAPI(title="Sticker recommendation", version=__version__, lifespan=lifespan,
+                  responses=error_responses(413))
     app.state.service = state
     app.include_router(router)
     app.include_router(admin)
+    # the last added runs first: the body limit comes before routing, auth and parsing; metrics see all
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     app.add_middleware(RequestMetrics, metrics=metrics)
     _install_error_handlers(app)
     return app
@@ -94,19 +102,18 @@ def _start(state: ServiceState, components: Components) -> None:
     batcher: MicroBatcher[Any, Any] = MicroBatcher(
         components.recommender.recommend_many, max_batch=settings.max_batch,
         wait_seconds=settings.batch_wait_ms / 1000, queue_size=settings.queue_size,
-        retry_after_seconds=settings.retry_after_seconds, metrics=state.metrics)
+        retry_after_seconds=settings.retry_after_seconds, metrics=state.metrics,
+        queue_timeout_seconds=settings.queue_timeout_seconds)
     batcher.start()
     indexes = IndexManager(settings.index, components.recommender, components.load_index, components.build_index,
                            state.metrics, on_published=sync.publish if sync is not None else None)
     state.components, state.batcher, state.indexes = components, batcher, indexes
     if sync is not None:
         async def follow(version: str) -> None:
-            if version == indexes.version:
-                return
-            try:
+            # raises when the version cannot be loaded (yet): the current index keeps serving and IndexSync
+            # retries (its files may still be on their way to this replica's disk)
+            if version != indexes.version:
                 await asyncio.to_thread(indexes.reload, version)
-            except Exception as error:  # keep serving the current index; the next message may fix it
-                log.error("could not load index %s announced on redis: %s", version, error)
 
         sync.start(follow)
 
@@ -147,6 +154,15 @@ class RequestMetrics:
             self.metrics.observe_request(route, scope.get("method", ""), status, time.perf_counter() - start)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def service_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ServiceError)
@@ -162,9 +178,19 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
+        if error.status_code == 400:
+            # FastAPI's answer to a body json.loads cannot take (invalid UTF-8, nesting past the recursion
+            # limit, a 5,000-digit number): to the client it is one more invalid request, the documented 422
+            cause = error.__cause__
+            reason = f"{type(cause).__name__}: {str(cause)[:200]}" if cause is not None else error.detail
+            return JSONResponse(error_body(ErrorCode.VALIDATION, f"invalid request: the body is not valid JSON "
+                                                                 f"({reason})"),
+                                status_code=STATUS[ErrorCode.VALIDATION])
         code = CODE_BY_STATUS.get(error.status_code, ErrorCode.INTERNAL)
-        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code,
-                            headers=dict(error.headers or {}))
+        headers = dict(error.headers or {})
+        if error.status_code == 405:  # Starlette names only the first route's methods; a path may have several
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code, headers=headers)
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)

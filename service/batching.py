@@ -6,6 +6,12 @@ single-thread executor, never on the event loop. It waits up to `wait_seconds` f
 when the previous batch held more than one request: under load that gathers bigger batches, and a lone
 client (concurrency 1) never pays the wait. A batch that raises is retried one request at a time, so one
 bad request fails alone.
+
+Bounded in time as well as in size: a request still queued after `queue_timeout_seconds` is answered 429
+instead of computed, and one whose caller gave up (its future cancelled, e.g. the client disconnected) is
+dropped; both count in `stickers_abandoned_total`. If the worker task itself dies, the requests of its batch
+fail with a 500 and it is restarted (`stickers_worker_restarts_total`); `alive` says whether one is running.
+`stop` lets the batch in the thread finish and deliver its results, then fails what is still queued.
 """
 
 from __future__ import annotations
@@ -30,26 +36,60 @@ R = TypeVar("R")
 class _Pending(Generic[T, R]):
     item: T
     future: asyncio.Future[R]
+    deadline: float  # time.monotonic() after which it is not worth computing
 
 
 class MicroBatcher(Generic[T, R]):
     def __init__(self, process: Callable[[Sequence[T]], list[R]], *, max_batch: int, wait_seconds: float,
-                 queue_size: int, retry_after_seconds: int, metrics: ServiceMetrics) -> None:
+                 queue_size: int, retry_after_seconds: int, metrics: ServiceMetrics,
+                 queue_timeout_seconds: float = 5.0, max_restarts: int = 100) -> None:
         self.process = process
         self.max_batch = max_batch
         self.wait_seconds = wait_seconds
         self.retry_after_seconds = retry_after_seconds
+        self.queue_timeout_seconds = queue_timeout_seconds
+        self.max_restarts = max_restarts
         self.metrics = metrics
         self._queue: asyncio.Queue[_Pending[T, R]] = asyncio.Queue(maxsize=queue_size)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._task: asyncio.Task[None] | None = None
+        self._in_thread: asyncio.Future[list[R | Exception]] | None = None  # the batch being computed
+        self._stopping = False
+        self._delivered = asyncio.Event()
+        self._restarts = 0
         self._last_size = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
+        self._task.add_done_callback(self._on_worker_done)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker is running (readiness: a replica whose worker is gone cannot answer)."""
+        return self._task is not None and not self._task.done() and not self._stopping
+
+    def _on_worker_done(self, task: asyncio.Task[None]) -> None:
+        if self._stopping or task is not self._task:
+            return
+        error = None if task.cancelled() else task.exception()
+        log.error("the model worker died (%r)", error)
+        if self._restarts >= self.max_restarts:
+            log.error("the model worker died %d times; not restarting it (/readyz says 503)", self._restarts)
+            return
+        self._restarts += 1
+        self.metrics.worker_restarts.inc()
+        self.start()
 
     async def stop(self) -> None:
-        """Stop taking batches, fail what is still queued, and wait for the batch in the thread."""
+        """Stop taking batches, let the batch in the thread finish and deliver its results, then fail what
+        is still queued (503) and shut the thread down."""
+        self._stopping = True
+        if self._in_thread is not None and self._task is not None and not self._task.done():
+            self._delivered.clear()
+            # the worker sets it once the batch's results are handed out (or it dies: then it is done)
+            delivered = asyncio.ensure_future(self._delivered.wait())
+            await asyncio.wait({delivered, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            delivered.cancel()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -61,11 +101,11 @@ class MicroBatcher(Generic[T, R]):
         self._executor.shutdown(wait=True)
 
     async def submit(self, item: T) -> R:
-        if self._task is None:
+        if not self.alive:
             raise NotReady("the model worker is not running")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         try:
-            self._queue.put_nowait(_Pending(item, future))
+            self._queue.put_nowait(_Pending(item, future, time.monotonic() + self.queue_timeout_seconds))
         except asyncio.QueueFull:
             self.metrics.rejected.inc()
             raise Overloaded(f"over capacity: {self._queue.maxsize} requests already waiting",
@@ -75,7 +115,7 @@ class MicroBatcher(Generic[T, R]):
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             batch = [await self._queue.get()]
             batch += self._drain(self.max_batch - len(batch))
             if self._last_size > 1 and self.wait_seconds > 0:
@@ -87,12 +127,21 @@ class MicroBatcher(Generic[T, R]):
                         break
                     batch += self._drain(self.max_batch - len(batch))
             self.metrics.queue_depth.set(self._queue.qsize())
-            live = [p for p in batch if not p.future.done()]  # a cancelled request (client gone) is skipped
+            live = self._live(batch)
             self._last_size = len(live)
             if not live:
                 continue
             self.metrics.batch_size.observe(len(live))
-            outcomes = await loop.run_in_executor(self._executor, self._process_isolated, [p.item for p in live])
+            self._in_thread = loop.run_in_executor(self._executor, self._process_isolated, [p.item for p in live])
+            try:
+                outcomes = await asyncio.shield(self._in_thread)
+            except BaseException as error:  # the worker itself dies (or is cancelled): fail its batch, not hang it
+                for pending in live:
+                    if not pending.future.done():
+                        pending.future.set_exception(RuntimeError(f"the model worker died: {error!r}"))
+                raise
+            finally:
+                self._in_thread = None
             for pending, outcome in zip(live, outcomes, strict=True):
                 if pending.future.done():
                     continue
@@ -100,6 +149,22 @@ class MicroBatcher(Generic[T, R]):
                     pending.future.set_exception(outcome)
                 else:
                     pending.future.set_result(outcome)
+            self._delivered.set()
+
+    def _live(self, batch: list[_Pending[T, R]]) -> list[_Pending[T, R]]:
+        """The requests still worth computing: not cancelled (caller gone), not past their deadline."""
+        now = time.monotonic()
+        live = []
+        for pending in batch:
+            if pending.future.done():
+                self.metrics.abandoned.labels(reason="disconnected").inc()
+            elif pending.deadline < now:
+                self.metrics.abandoned.labels(reason="deadline").inc()
+                pending.future.set_exception(Overloaded(
+                    f"waited over {self.queue_timeout_seconds:g} s in the queue", retry_after_seconds=self.retry_after_seconds))
+            else:
+                live.append(pending)
+        return live
 
     def _drain(self, limit: int) -> list[_Pending[T, R]]:
         out: list[_Pending[T, R]] = []

@@ -12,8 +12,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
+from service.encodings import check_encoding
 from service.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -110,9 +111,50 @@ class RedisCache:
             self._failed("set", error)
 
 
-def connect_redis(url: str, timeout_seconds: float) -> Any:
-    """A synchronous client with short timeouts; connecting happens lazily, on first use."""
+class QueryCacheLike(Protocol):
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
+
+    def put_many(self, items: Mapping[str, bytes]) -> None: ...
+
+
+class CheckedCache:
+    """A cache whose values are checked against the model's encoding layout before use (`check_encoding`).
+
+    A shared store can hold anything: a value of another model, a damaged one, or one written by whoever
+    reached Redis. One that fails the checks is a miss (so it is recomputed and overwritten) and counts in
+    `stickers_cache_invalid_total`; it never reaches the model, so it can neither fail the batch nor choose
+    the hits with a wrong shape.
+    """
+
+    def __init__(self, inner: QueryCacheLike, layout: Mapping[str, int], metrics: ServiceMetrics) -> None:
+        self.inner = inner
+        self.layout = dict(layout)
+        self.metrics = metrics
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        out = self.inner.get_many(keys)
+        for i, value in enumerate(out):
+            if value is None:
+                continue
+            try:
+                check_encoding(value, self.layout)
+            except ValueError as error:
+                self.metrics.cache_invalid.inc()
+                log.warning("cached dialogue encoding refused (%s); recomputing it", error)
+                out[i] = None
+        return out
+
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        self.inner.put_many(items)
+
+
+def connect_redis(url: str, timeout_seconds: float, auth: Mapping[str, str] | None = None) -> Any:
+    """A synchronous client with short timeouts; connecting happens lazily, on first use.
+
+    `url` may carry credentials (redis://user:password@host) and TLS (rediss://); `auth` (username,
+    password) given apart from it wins, so a password can come from a secret instead of the URL.
+    """
     import redis
 
     return redis.Redis.from_url(url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds,
-                                health_check_interval=0)
+                                health_check_interval=0, **dict(auth or {}))

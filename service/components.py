@@ -13,7 +13,8 @@ from pathlib import Path
 
 from eigml.dialogue import Dialogue, Turn
 from eigml.model.eigml import EIGML
-from service.cache import MemoryCache, RedisCache, connect_redis
+from service.cache import CheckedCache, MemoryCache, RedisCache, connect_redis
+from service.encodings import encoding_layout, encoding_rows
 from service.index_sync import IndexSync
 from service.indexes import BuildIndex, LoadIndex
 from service.metrics import ServiceMetrics
@@ -32,10 +33,13 @@ class Components:
     build_index: BuildIndex  # (root) -> version: rebuild from the catalogue, publish under root
 
 
-def make_cache(settings: Settings, metrics: ServiceMetrics) -> QueryCache:
+def make_cache(settings: Settings, metrics: ServiceMetrics, encoder: QueryEncoderLike) -> QueryCache:
+    """Redis (shared, so every value is checked against this model's encoding layout) or in-process."""
     if settings.redis_url:
-        return RedisCache(connect_redis(settings.redis_url, settings.redis_timeout_seconds), settings.redis_prefix,
-                          settings.cache_ttl_seconds, metrics)
+        client = connect_redis(settings.redis_url, settings.redis_timeout_seconds, settings.redis_auth)
+        redis_cache = RedisCache(client, settings.redis_prefix, settings.cache_ttl_seconds, metrics)
+        layout = encoding_layout(encoding_rows(encoder.encode([WARM_UP]))[0])
+        return CheckedCache(redis_cache, layout, metrics)
     return MemoryCache(settings.cache_entries, settings.cache_ttl_seconds, metrics)
 
 
@@ -46,14 +50,24 @@ def default_load_index(root: Path, version: str | None) -> SearchIndex:
 
 
 def default_build_index(settings: Settings, model: EIGML) -> BuildIndex:
-    """Rebuilds with the loaded model from the configured catalogue (image features cached on disk)."""
+    """Rebuilds with the loaded model from the configured catalogue (image features cached on disk).
+
+    The new version keeps what the CURRENT one serves: its packs (a pack removed with `--remove-pack`,
+    e.g. a licence takedown, stays out), its factory and search settings (IVF/HNSW, nprobe). Only an empty
+    root is built from every pack with `settings.index_factory`.
+    """
     def build(root: Path) -> str:
         from eigml.catalog import load_catalog
-        from index.build import build_index
+        from index.build import build_index, update_index
+        from index.store import current_version
 
         catalog = load_catalog(settings.catalog)
-        return build_index(model, catalog, root, factory=settings.index_factory, device=settings.reindex_device,
-                           feature_cache=settings.feature_cache, publish=True)
+        if current_version(root) is None:
+            return build_index(model, catalog, root, factory=settings.index_factory,
+                               device=settings.reindex_device, feature_cache=settings.feature_cache,
+                               publish=True, progress=False)
+        return update_index(model, catalog, root, allow_model_change=True, device=settings.reindex_device,
+                            feature_cache=settings.feature_cache, publish=True, progress=False)
 
     return build
 
@@ -63,7 +77,7 @@ def assemble(settings: Settings, metrics: ServiceMetrics, model: EIGML, encoder:
              build_index: BuildIndex | None = None) -> Components:
     """Components from loaded objects; MismatchError when the index was built with another model."""
     recommender = Recommender(model, encoder, index, candidates=settings.candidates,
-                              cache=make_cache(settings, metrics), on_stage=metrics.observe_stage)
+                              cache=make_cache(settings, metrics, encoder), on_stage=metrics.observe_stage)
     return Components(metrics=metrics, recommender=recommender, load_index=load_index,
                       build_index=build_index or default_build_index(settings, model))
 

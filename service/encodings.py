@@ -40,6 +40,28 @@ def unpack_encoding(data: bytes) -> dict[str, np.ndarray]:
     return out
 
 
+def encoding_layout(row: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """Each field's length in one dialogue's encoding: what a cached value must match to be used."""
+    return {name: int(np.asarray(row[name]).size) for name in ENCODING_FIELDS}
+
+
+def check_encoding(data: bytes, layout: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """`unpack_encoding` plus the checks a value from a shared store needs before the model sees it: every
+    field float32 with the model's length, every value finite, probabilities in [0, 1]. ValueError if not."""
+    row = unpack_encoding(data)
+    for name in ENCODING_FIELDS:
+        values = row[name]
+        if values.dtype != np.float32 or values.size != layout[name]:
+            raise ValueError(f"cached {name} is {values.dtype} x {values.size}, the model makes "
+                             f"float32 x {layout[name]}")
+        if not np.isfinite(values).all():
+            raise ValueError(f"cached {name} holds NaN or infinite values")
+    for name in ("emotion_probs", "intention_probs"):
+        if row[name].size and ((row[name] < 0).any() or (row[name] > 1).any()):
+            raise ValueError(f"cached {name} are not probabilities")
+    return row
+
+
 def encoding_rows(encoding: QueryEncoding) -> list[dict[str, np.ndarray]]:
     """(B, ...) QueryEncoding -> B dicts of float32 vectors."""
     fields = {"query": encoding.query, "emotion_probs": encoding.emotion_probs,

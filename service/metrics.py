@@ -38,11 +38,21 @@ class ServiceMetrics:
         self.cache_errors = Counter(f"{PREFIX}_cache_errors_total",
                                     "Cache operations that failed (the request went on without the cache)",
                                     registry=r)
+        self.cache_invalid = Counter(f"{PREFIX}_cache_invalid_total",
+                                     "Cached values refused (wrong layout, shape, dtype or values): a miss, "
+                                     "recomputed and overwritten", registry=r)
         self.batch_size = Histogram(f"{PREFIX}_batch_size", "Requests per model micro-batch",
                                     buckets=BATCH_SIZE_BUCKETS, registry=r)
         self.queue_depth = Gauge(f"{PREFIX}_queue_depth", "Requests waiting for the model worker", registry=r)
         self.rejected = Counter(f"{PREFIX}_rejected_total", "Requests refused because the queue was full",
                                 registry=r)
+        self.abandoned = Counter(f"{PREFIX}_abandoned_total",
+                                 "Queued requests dropped before the model: the client left, or the queue "
+                                 "deadline passed", ["reason"], registry=r)
+        self.worker_restarts = Counter(f"{PREFIX}_worker_restarts_total",
+                                       "Times the model worker died and was restarted", registry=r)
+        self.body_too_large = Counter(f"{PREFIX}_body_too_large_total",
+                                      "Requests refused (413) for a body over the limit", registry=r)
         self.index_info = Info(f"{PREFIX}_index", "The loaded sticker index", registry=r)
         self.index_stickers = Gauge(f"{PREFIX}_index_stickers", "Stickers in the loaded index", registry=r)
         self.index_reloads = Counter(f"{PREFIX}_index_reloads_total", "Index loads by result",
@@ -50,6 +60,8 @@ class ServiceMetrics:
         self.sync_errors = Counter(f"{PREFIX}_index_sync_errors_total",
                                    "Failures talking to Redis for index versions (pub/sub, version key)",
                                    registry=r)
+        for reason in ("disconnected", "deadline"):
+            self.abandoned.labels(reason=reason)
         for stage in get_args(Stage):
             self.stage_seconds.labels(stage=stage)  # so every stage shows up at 0 before the first request
 

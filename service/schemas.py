@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from eigml.dialogue import Dialogue, Turn
+from index.store import VERSION_PATTERN
 from service.indexes import ReindexStatus
 from service.recommender import Prediction, RecommendRequest, RecommendResult
 
@@ -16,7 +17,8 @@ MAX_TOP_K = 50
 MAX_PACKS = 64
 MAX_EXCLUDE = 1_000
 
-Speaker = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+NO_NUL = r"^[^\x00]*$"  # a NUL byte is never text: refused, so it reaches no tokenizer, log line or C string
+Speaker = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
 PackName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 StickerId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
@@ -25,7 +27,7 @@ class TurnIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     speaker: Speaker
-    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TURN_CHARS)]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TURN_CHARS, pattern=NO_NUL)]
 
 
 class RecommendBody(BaseModel):
@@ -95,8 +97,8 @@ class Health(BaseModel):
 class ReloadBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
-        default=None, description="the version to load; default: the index root's CURRENT")
+    version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)] | None = Field(
+        default=None, description="the version to load (e.g. 000002-3f9a0c1b2d); default: the index root's CURRENT")
 
 
 class ReloadResponse(BaseModel):

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     admin_token: SecretStr | None = None  # None: every admin call is refused (401)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # the largest valid /recommend body is about 2 MB (32 turns of 2,000 chars and 1,000 excluded ids, every
+    # char JSON-escaped as \uXXXX); anything over a few times that is refused with 413 before it is read
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="request body limit (413 beyond)")
 
     # pipeline
     candidates: int = Field(default=100, ge=50, le=10_000, description="retrieved per request, then reranked")
@@ -41,10 +44,18 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=32, ge=1, le=256)
     queue_size: int = Field(default=256, ge=1, description="requests waiting for the model; beyond it: 429")
     retry_after_seconds: int = Field(default=1, ge=1)
+    queue_timeout_seconds: float = Field(default=5.0, gt=0.0, description="a request still queued after this "
+                                         "long is answered 429 instead of computed (its client has likely left)")
 
     # cache and index sync
-    redis_url: str | None = None  # None: an in-process LRU cache, no pub/sub
+    # None: an in-process LRU cache, no pub/sub. redis://[user:password@]host:port/db, or rediss:// for TLS
+    # (with ?ssl_ca_certs=/path/ca.pem&ssl_cert_reqs=required); the password may also come on its own:
+    redis_url: str | None = None
+    redis_username: str | None = None  # Redis 6 ACL user (AUTH username password)
+    redis_password: SecretStr | None = None  # requirepass / the ACL user's password (STICKERS_REDIS_PASSWORD)
     redis_timeout_seconds: float = Field(default=0.05, gt=0.0)
+    redis_health_check_seconds: float = Field(default=5.0, gt=0.0, description="how often the index-version "
+                                              "subscription is PINGed; a silent one is reconnected")
     redis_prefix: str = "stickers:"  # keys: <prefix>query:<hash>, <prefix>index:version; channel <prefix>index
     cache_ttl_seconds: int = Field(default=3600, ge=1)
     cache_entries: int = Field(default=10_000, ge=0, description="size of the in-process cache")
@@ -57,6 +68,16 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_user(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    @property
+    def redis_auth(self) -> dict[str, str]:
+        """Credentials given apart from the URL (they override the URL's), for `redis.Redis.from_url`."""
+        auth = {}
+        if self.redis_username:
+            auth["username"] = self.redis_username
+        if self.redis_password is not None:
+            auth["password"] = self.redis_password.get_secret_value()
+        return auth
 
     @property
     def models_dir(self) -> Path:

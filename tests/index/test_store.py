@@ -140,3 +140,38 @@ def test_readers_never_see_a_half_index(tmp_path: Path) -> None:
         stop.set()
         reader.join()
     assert not errors, errors[0]
+
+
+def test_version_strings_never_become_other_paths(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "root"
+    version = _publish(root)
+    # a complete index outside versions/: reachable by '../' if a version string were a path
+    shutil.copytree(root / VERSIONS_DIR / version, tmp_path / "outside")
+    for hostile in ("../../outside", "../" + version, "/etc", "", "000001-0123456789/../../outside", version + "\n"):
+        with pytest.raises(IndexStoreError, match="not an index version"):
+            read_version(root, hostile)
+        with pytest.raises(IndexStoreError, match="not an index version"):
+            set_current(root, hostile)
+    (root / "CURRENT").write_text("../../outside\n")
+    with pytest.raises(IndexStoreError, match="not an index version"):
+        read_version(root)
+
+
+def test_a_failed_publish_leaves_no_tmp_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import index.store as store
+
+    first = _publish(tmp_path)
+    real_write = store._write_synced
+
+    def disk_full(path: Path, data: bytes) -> None:
+        if path.name == "manifest.json":
+            raise OSError(28, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(store, "_write_synced", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        _publish(tmp_path, seed=1)
+    assert list((tmp_path / VERSIONS_DIR).glob("*.tmp")) == []
+    assert list_versions(tmp_path) == [first] and current_version(tmp_path) == first

@@ -59,3 +59,29 @@ def build_tiny_index(model: Any, catalog_dir: Path, root: Path, cache_dir: Path)
 
     return build_index(model, load_catalog(catalog_dir), root, feature_cache=cache_dir / "features", device="cpu",
                        progress=False)
+
+
+def start_redis(port: int, folder: Path, *args: str, password: str | None = None) -> Any:
+    """A private redis-server on 127.0.0.1:`port`, answering PING (the caller kills it)."""
+    import shutil
+    import subprocess
+    import time
+
+    import redis
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server on PATH")
+    auth = ["--requirepass", password] if password else []
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no", "--dir", str(folder), *auth, *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if redis.Redis(port=port, password=password, socket_timeout=0.2).ping():
+                return process
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise
+            time.sleep(0.05)

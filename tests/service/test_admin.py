@@ -44,7 +44,7 @@ def test_reload_loads_current_or_a_given_version(app_on_own_root: Any, own_index
         assert served_version(client) == new
         back = client.post("/admin/reload", headers=ADMIN, json={"version": old}).json()
         assert back["index_version"] == old and served_version(client) == old
-        missing = client.post("/admin/reload", headers=ADMIN, json={"version": "999999-nope"})
+        missing = client.post("/admin/reload", headers=ADMIN, json={"version": "999999-0123456789"})
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
         assert served_version(client) == old
 

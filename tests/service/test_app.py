@@ -82,9 +82,11 @@ def test_limits_at_their_edges_are_accepted(client: TestClient) -> None:
     assert response.status_code == 200 and len(response.json()["hits"]) == 36
 
 
-def test_unknown_pack_is_a_validation_error(client: TestClient) -> None:
+def test_unknown_pack_is_not_found(client: TestClient) -> None:
+    # a schema-valid body naming a pack this index lacks: 404, like a sticker id it lacks (422 is for bodies
+    # outside the schema, so generated clients can tell the two apart)
     body = assert_error(client.post("/recommend", json={"dialogue": dialogue("hi"), "packs": ["nope", "noto"]}),
-                        422, "validation_error")
+                        404, "not_found")
     assert "nope" in body["error"]["message"]
 
 
@@ -93,7 +95,7 @@ def test_sticker_images_are_cached_and_confined(client: TestClient, tiny_catalog
     assert response.status_code == 200
     assert response.content == (tiny_catalog / "noto" / "1f600.png").read_bytes()
     tag = response.headers["etag"]
-    assert tag.startswith('"') and "immutable" in response.headers["cache-control"]
+    assert tag.startswith('"') and "immutable" not in response.headers["cache-control"]  # the art can change
     again = client.get("/stickers/noto/1f600", headers={"If-None-Match": tag})
     assert again.status_code == 304 and again.headers["etag"] == tag and not again.content
     assert client.get("/stickers/noto/1f601", headers={"If-None-Match": tag}).status_code == 200
