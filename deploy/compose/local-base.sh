@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Machine-specific, for the smoke test only: make a `python:3.11-slim` stand-in when no image registry is
-# reachable (these machines reach Debian's mirror, PyPI and npm, but not Docker Hub). Builds
-#   localbase:bookworm       debootstrap minbase + this host's CA certificates and apt settings
-#   localpython:3.11-slim    FROM localbase: Debian's python3 (3.11), pip, venv, a `python` link
-# and does nothing when localpython:3.11-slim exists. Needs root, debootstrap and a running dockerd.
+# Machine-specific, for the smoke test only: stand-ins for the public images when no image registry is
+# reachable (these machines reach Debian's mirror, PyPI and npm, but not Docker Hub). Builds, each once:
+#   localbase:bookworm         debootstrap minbase + this host's CA certificates and apt settings
+#   localpython:3.11-slim      Debian's python3 (3.11), pip, venv, a `python` link  (for python:3.11-slim)
+#   localredis:bookworm        Debian's redis-server and redis-cli                  (for redis:7.2-alpine)
+#   localprometheus:bookworm   Debian's prometheus, entrypoint and paths as prom/prometheus
+# Grafana is not packaged by Debian: there is no stand-in for it. Needs root, debootstrap and dockerd.
 set -euo pipefail
-IMAGE=${LOCAL_PYTHON_IMAGE:-localpython:3.11-slim}
-docker image inspect "$IMAGE" >/dev/null 2>&1 && { echo "base image $IMAGE exists"; exit 0; }
 
 if ! docker image inspect localbase:bookworm >/dev/null 2>&1; then
     mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
@@ -25,7 +25,12 @@ if ! docker image inspect localbase:bookworm >/dev/null 2>&1; then
     tar -C "$rootfs" -c . | docker import -c 'CMD ["bash"]' -c 'ENV LANG=C.UTF-8' - localbase:bookworm
 fi
 
-docker build -q -t "$IMAGE" - <<'DOCKERFILE'
+build() {  # build IMAGE from the Dockerfile on stdin unless it exists
+    if docker image inspect "$1" >/dev/null 2>&1; then echo "image $1 exists"; cat >/dev/null; return; fi
+    docker build -q -t "$1" - >/dev/null && echo "image $1 built"
+}
+
+build localpython:3.11-slim <<'DOCKERFILE'
 FROM localbase:bookworm
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv python3-pip \
@@ -35,4 +40,23 @@ RUN apt-get update -qq \
 ENV LANG=C.UTF-8
 CMD ["python3"]
 DOCKERFILE
-echo "base image $IMAGE built"
+
+build localredis:bookworm <<'DOCKERFILE'
+FROM localbase:bookworm
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server \
+ && rm -rf /var/lib/apt/lists/*
+USER redis
+CMD ["redis-server"]
+DOCKERFILE
+
+build localprometheus:bookworm <<'DOCKERFILE'
+FROM localbase:bookworm
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /prometheus && chown nobody:nogroup /prometheus
+USER nobody
+WORKDIR /prometheus
+ENTRYPOINT ["/usr/bin/prometheus"]
+DOCKERFILE

@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from live_service import live_service
 
 from eigml.labels import EMOTIONS
 
-REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -34,54 +29,11 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
                                        "chromium-driver)")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path, tiny_catalog: Path,
            cache_dir: Path) -> Iterator[str]:
-    """`python -m service` (this checkout's code) on a free loopback port, ready; its base URL."""
-    from eigml.catalog import load_catalog
-    from eigml.checkpoint import load_checkpoint
-    from index.build import build_index
-
-    root = tmp_path_factory.mktemp("demo-index")
-    model = load_checkpoint(tiny_checkpoint, models_dir=cache_dir / "models")
-    build_index(model, load_catalog(tiny_catalog), root, feature_cache=cache_dir / "features", device="cpu",
-                progress=False)
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "STICKERS_MODEL": str(tiny_checkpoint),
-           "STICKERS_INDEX": str(root), "STICKERS_CATALOG": str(tiny_catalog), "STICKERS_CACHE_DIR": str(cache_dir),
-           "STICKERS_ENCODER_BACKEND": "torch", "STICKERS_THREADS": "1", "STICKERS_LOG_LEVEL": "warning",
-           "HF_HUB_OFFLINE": "1"}
-    env.pop("STICKERS_REDIS_URL", None)
-    process = subprocess.Popen([sys.executable, "-m", "service", "--port", str(port)], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "service not ready"
-            time.sleep(0.2)
+    with live_service(tmp_path_factory.mktemp("demo-index"), tiny_checkpoint, tiny_catalog, cache_dir) as base:
         yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
