@@ -8,7 +8,7 @@ STICKERS_DATA_DIR ?= ../shared/data
 CATALOG ?= $(STICKERS_CACHE_DIR)/catalog/default
 export STICKERS_CACHE_DIR STICKERS_DATA_DIR HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: setup catalog model index onnx run serve recommend test test-all lint bench-baselines bench-train bench-ablations bench-report clean
+.PHONY: setup catalog model index onnx run serve recommend test test-all lint bench-baselines bench-train bench-ablations bench-report clean compose-smoke
 
 # The default model is trained from the catalogue alone (no benchmark data), once per version of its
 # config and the model code, and kept outside the clone so fresh clones reuse it.
@@ -87,6 +87,11 @@ bench-ablations: catalog
 
 bench-report: catalog
 	$(PY) -m training bench-report --catalog $(CATALOG) --data-dir $(STICKERS_DATA_DIR) --out docs/results.md
+
+# The compose stack built, started, checked end to end and brought down (deploy/compose/smoke.sh; record
+# in docs/operations.md). Needs Docker; slow (the first run trains the default model): not part of `test`.
+compose-smoke:
+	PYTHON=$$(test -x $(PY) && echo $(PY) || echo python3) deploy/compose/smoke.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
