@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service import __version__
 from service.batching import MicroBatcher
 from service.components import Components, load_components
+from service.demo import router as demo
 from service.dependencies import ServiceState
 from service.errors import (
     CODE_BY_STATUS,
@@ -78,6 +79,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     app.state.service = state
     app.include_router(router)
     app.include_router(admin)
+    app.include_router(demo)
     # the last added runs first: the body limit comes before routing, auth and parsing; metrics see all
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     app.add_middleware(RequestMetrics, metrics=metrics)

@@ -84,6 +84,15 @@ def sticker_image(sticker_id: str, request: Request, recommender: RecommenderDep
 
 @router.get("/healthz", response_model=Health, operation_id="healthz")
 async def healthz() -> Health:
+    """The process answers (200 while loading and after a failed load); probes use /livez and /readyz."""
+    return Health(status="ok")
+
+
+@router.get("/livez", response_model=Health)
+async def livez(state: State) -> Health:
+    """Liveness: 200 while loading and once loaded, 503 once loading has failed (a restart may fix it)."""
+    if state.load_error is not None:
+        raise state.not_ready()
     return Health(status="ok")
 
 

@@ -172,7 +172,12 @@ def extract_tarball(tarball: Path, dest: Path, members: Iterable[str]) -> Path:
         for member in archive:
             if member.isfile() and any(member.name == w or (w.endswith("/") and member.name.startswith(w))
                                        for w in wanted):
-                archive.extract(member, dest, filter="data")
+                if hasattr(tarfile, "data_filter"):
+                    archive.extract(member, dest, filter="data")
+                else:  # Python < 3.11.4 (Debian bookworm's 3.11.2) has no filters: refuse what "data" would
+                    if Path(member.name).is_absolute() or ".." in Path(member.name).parts:
+                        raise CatalogBuildError(f"{tarball.name}: unsafe path {member.name!r}")
+                    archive.extract(member, dest)
     return dest / "package"
 
 
