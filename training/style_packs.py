@@ -34,7 +34,7 @@ from training.catalog_build import (
     EMOJIBASE,
     LANGS,
     LOCK_FILE,
-    BuildError,
+    CatalogBuildError,
     Emojibase,
     Fetch,
     LockedPackage,
@@ -181,14 +181,14 @@ class StyleBuildConfig:
 
 
 def build_styles(config: StyleBuildConfig, fetch: Fetch | None = None) -> dict[str, PackReport]:
-    """Build each chosen style into OUT/<style> (atomically replacing only that pack). Raises BuildError."""
+    """Build each chosen style into OUT/<style> (atomically replacing only that pack). Raises CatalogBuildError."""
     from eigml.catalog import load_catalog
 
     lock: dict[str, LockedPackage] = {**read_lock(config.base_lock_path), **read_lock(config.lock_path)}
     needed = sorted({STYLE_SOURCES[s].package for s in config.styles} | {EMOJIBASE, DATASOURCE, NAMES_SOURCE})
     missing = [name for name in needed if name not in lock]
     if missing:
-        raise BuildError(f"no pinned version of {missing} in {config.base_lock_path} / {config.lock_path}")
+        raise CatalogBuildError(f"no pinned version of {missing} in {config.base_lock_path} / {config.lock_path}")
     tarballs = {name: fetch_tarball(lock[name], config.cache_dir, fetch) for name in needed}
     config.out.mkdir(parents=True, exist_ok=True)
     reports: dict[str, PackReport] = {}
@@ -211,7 +211,7 @@ def build_styles(config: StyleBuildConfig, fetch: Fetch | None = None) -> dict[s
             (tmp / "pack.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
             loaded = load_catalog(tmp.parent)  # checked with the real loader before it is published
             if len(loaded.ids([style])) != report.written or loaded.skipped:
-                raise BuildError(f"style {style}: wrote {report.written} stickers, {len(loaded.ids([style]))} "
+                raise CatalogBuildError(f"style {style}: wrote {report.written} stickers, {len(loaded.ids([style]))} "
                                  f"load; skipped {loaded.skipped[:3]}")
             _replace_pack(tmp, config.out / style)
             reports[style] = report
@@ -231,7 +231,7 @@ def _parse_styles(text: str) -> tuple[StyleName, ...]:
     wanted = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [s for s in wanted if s not in STYLE_NAMES]
     if unknown or not wanted:
-        raise BuildError(f"unknown style(s) {unknown or text!r}; choose from {','.join(STYLE_NAMES)}")
+        raise CatalogBuildError(f"unknown style(s) {unknown or text!r}; choose from {','.join(STYLE_NAMES)}")
     return tuple(s for s in STYLE_NAMES if s in wanted)
 
 
@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
         config = StyleBuildConfig(out=args.out.expanduser().absolute(), cache_dir=Paths.from_env().cache_dir / "npm",
                                   styles=_parse_styles(args.styles), skin_tones=args.skin_tones, lock_path=args.lock)
         reports = build_styles(config)
-    except BuildError as error:
+    except CatalogBuildError as error:
         print(f"catalog-styles: {error}", file=sys.stderr)
         return 1
     for style, report in reports.items():
