@@ -783,6 +783,47 @@ def prepare_tiny(folder: Path) -> tuple[Path, Path, Path]:
 
 
 # ---- report ------------------------------------------------------------------------------------------
+NOTES = """## The holes of issue 10 and the tests that hold them closed
+
+Each test failed before its fix (`make test` runs them, in seconds).
+
+| hole | fix | test |
+|---|---|---|
+| no request body limit | `service/limits.py`: 413 (the one error body) when Content-Length or the bytes read pass `STICKERS_MAX_BODY_BYTES` (8 MiB, ~4x the largest valid body), before routing, auth and parsing | `test_hostile_input.py::test_a_declared_body_over_the_limit_is_413_before_routing_or_auth`, `::test_a_streamed_body_is_cut_off_at_the_limit_without_reading_the_rest` |
+| Redis values trusted | `service/cache.py::CheckedCache`: every value checked against the model's layout (shape, float32, finite, probabilities in [0, 1]); a bad one is a miss, `stickers_cache_invalid_total`, overwritten | `test_faults.py::test_bad_cached_values_are_misses_counted_and_overwritten` |
+| no Redis password / TLS | `STICKERS_REDIS_PASSWORD` / `_USERNAME` (ACL), credentials in the URL, `rediss://`; deploy/ and docker-compose set `requirepass` | `test_faults.py::test_a_redis_password_is_used_and_a_wrong_one_fails_open`, `::test_tls_urls_and_credentials_reach_the_redis_clients` |
+| publish lost while Redis is down; stale rollback on reconnect | `IndexSync` keeps the unpublished version and publishes it before reading the key when Redis is back | `test_faults.py::test_a_version_published_while_redis_is_down_reaches_every_replica` |
+| version announced before its files arrive | retried every second until it loads or another is announced | `test_faults.py::test_a_version_announced_before_its_files_arrive_is_retried` |
+| silent subscription never noticed | PING on the subscription, TCP keepalive, the key re-read every health check; silence reconnects and counts | `test_faults.py::test_a_silent_subscription_is_noticed_and_reconnected` (a proxy that freezes the connection) |
+| gone clients computed, no queue deadline | `until_disconnected` cancels a request whose client left; `STICKERS_QUEUE_TIMEOUT_SECONDS` sheds one queued too long (429); both skipped before the model, `stickers_abandoned_total{reason}` | `test_faults.py::test_a_client_that_disconnects_is_not_computed`, `::test_a_request_queued_past_its_deadline_is_not_computed` |
+| `/admin/reindex` re-adds removed packs, drops IVF/HNSW | reindex is `update_index` of the CURRENT version: same packs, factory and search settings | `test_faults.py::test_reindex_keeps_the_packs_and_the_factory_served` |
+| errors missing from OpenAPI | every route lists its error statuses with the `ErrorBody` model; links for the stateful phase | `test_hostile_input.py::test_openapi_documents_every_error_with_the_error_body`; schemathesis above |
+| version strings become paths | `index.store.check_version`, used by every reader, `set_current`, CURRENT and the reload schema | `tests/index/test_store.py::test_version_strings_never_become_other_paths`, `test_hostile_input.py::test_a_version_string_is_never_a_path` |
+| dead batch worker, /readyz still ready | the worker's batch fails (500) instead of hanging, the worker restarts (`stickers_worker_restarts_total`), /readyz is 503 while none runs | `test_faults.py::test_a_dead_worker_fails_its_batch_and_is_restarted`, `::test_readyz_says_503_when_the_worker_is_gone` |
+| deep JSON, invalid UTF-8, huge numbers gave 400 | the documented 422 body | `test_hostile_input.py::test_json_that_cannot_be_parsed_is_the_documented_422` |
+| malformed JSON to /admin without token gave 422; 401 without WWW-Authenticate | `AdminRoute` checks the token before the body; `WWW-Authenticate: Bearer realm="admin"` | `test_hostile_input.py::test_admin_without_token_is_401_whatever_the_body` |
+| /stickers read twice, `immutable`, stale ETag after `cp -p` | one read; ETag cached by inode, size, mtime and ctime; no `immutable` | `test_hostile_input.py::test_sticker_etag_follows_a_file_replaced_with_its_times_kept` |
+| shutdown cancelled the batch in flight | `MicroBatcher.stop` lets it finish and deliver, then refuses the queue (503) | `test_faults.py::test_shutdown_lets_the_batch_in_flight_finish` |
+| failed publish left `versions/<v>.tmp` | removed on any failure | `tests/index/test_store.py::test_a_failed_publish_leaves_no_tmp_folder` |
+
+Found by this suite and fixed: schemathesis' `positive_data_acceptance` refused a schema-valid body naming an
+unknown pack (422): it is now 404 `not_found`, like an unknown sticker id; its `Allow` check found that a 405
+named only one of a path's methods (`/admin/reindex` has GET and POST): the 405 now lists all of them.
+
+## Reading the overload row
+
+The admitted p99 bound (at most 2x the unloaded p99) is **not met** here, and the row says FAIL. What held:
+no request failed, the excess was shed with 429 (no unbounded queue), memory stayed flat. What did not: the
+load generator, the service's event loop (HTTP parsing, JSON, validation) and its model thread share 2 cores
+and the GIL with other jobs (load average ~10; this run overlapped the repository's test suite), so
+requests wait for the event loop before they reach the batcher's queue, and more is shed than the 50% that
+2x capacity implies. Two steps measured on the way: the first run (httpx as the load client, 32-request
+batches, a queue of 32 with the default 5 s deadline) had admitted p99 over 1,000x the unloaded one;
+a lean client, 8-request batches and a queue deadline at the unloaded p99 gave 3.4x on a quieter moment
+and the figure above in this run. What remains is shedding before the Python process: a front proxy's
+`max_pending_requests` (Envoy) or uvicorn's `--limit-concurrency`, and the service on cores of its own.
+"""
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace, Path], tuple[list[Row], str]]] = {
     "hostile": scenario_hostile, "schemathesis": scenario_schemathesis, "overload": scenario_overload,
     "redis": scenario_redis, "corrupt-pack": scenario_corrupt_pack, "sigterm": scenario_sigterm,
@@ -817,7 +858,7 @@ def render(args: argparse.Namespace, argv: list[str], rows: list[Row], details: 
     for name, text in details.items():
         if text:
             out += ["", f"## {name}", "", text]
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n\n" + NOTES
 
 
 def main(argv: list[str] | None = None) -> int:
