@@ -17,6 +17,7 @@ from eigml.catalog import load_catalog
 from training.__main__ import main
 from training.catalog_build import (
     PACK_SOURCES,
+    BuildError,
     ChecksumError,
     Fetch,
     LockedPackage,
@@ -226,6 +227,21 @@ def test_extraction_cannot_escape_the_destination(tmp_path: Path) -> None:
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "dest" / "escaped.txt").exists()
     package_dir = extract_tarball(tarball, tmp_path / "dest2", ["ok.json", "link.json"])
     assert sorted(path.name for path in package_dir.iterdir()) == ["ok.json"]  # links are never extracted
+
+
+def test_extraction_refuses_escapes_without_tarfile_filters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python before 3.11.4 (Debian bookworm's 3.11.2, the stand-in image) has no extraction filters."""
+    tarball = tmp_path / "evil.tgz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name in ["package/ok.json", "package/../../escaped.txt"]:
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            archive.addfile(info, io.BytesIO(b"{}"))
+    monkeypatch.delattr(tarfile, "data_filter")
+    with pytest.raises(BuildError, match="unsafe path"):
+        extract_tarball(tarball, tmp_path / "dest", ["ok.json", "../../escaped.txt"])
+    assert not (tmp_path / "escaped.txt").exists()
+    assert (extract_tarball(tarball, tmp_path / "dest2", ["ok.json"]) / "ok.json").read_text() == "{}"
 
 
 # ---------------------------------------------------------------- the command, end to end
