@@ -107,14 +107,14 @@ def execute(config: IndexCommandConfig) -> str:
     from eigml.checkpoint import CheckpointError, load_checkpoint
     from eigml.ocr import ocr_available
     from index.ann import resolve_device
-    from index.build import BuildError, build_index, update_index
+    from index.build import IndexBuildError, build_index, update_index
     from index.store import read_manifest
 
     if not config.model.is_dir():
         raise CheckpointError(f"checkpoint {config.model} does not exist")
     s = config.index
     if s.ocr == "on" and not ocr_available():
-        raise BuildError("--ocr on needs rapidocr-onnxruntime (see docs/unseen.md), or pass --ocr off")
+        raise IndexBuildError("--ocr on needs rapidocr-onnxruntime (see docs/unseen.md), or pass --ocr off")
     ocr = s.ocr == "on" or (s.ocr == "auto" and ocr_available())
     catalog = load_catalog(config.catalog)
     model = load_checkpoint(config.model, models_dir=config.models_dir)

@@ -17,7 +17,7 @@ from eigml.catalog import load_catalog
 from training.__main__ import main
 from training.catalog_build import (
     PACK_SOURCES,
-    BuildError,
+    CatalogBuildError,
     ChecksumError,
     Fetch,
     LockedPackage,
@@ -238,7 +238,7 @@ def test_extraction_refuses_escapes_without_tarfile_filters(tmp_path: Path, monk
             info.size = 2
             archive.addfile(info, io.BytesIO(b"{}"))
     monkeypatch.delattr(tarfile, "data_filter")
-    with pytest.raises(BuildError, match="unsafe path"):
+    with pytest.raises(CatalogBuildError, match="unsafe path"):
         extract_tarball(tarball, tmp_path / "dest", ["ok.json", "../../escaped.txt"])
     assert not (tmp_path / "escaped.txt").exists()
     assert (extract_tarball(tarball, tmp_path / "dest2", ["ok.json"]) / "ok.json").read_text() == "{}"
