@@ -45,3 +45,39 @@ def best_first(rows: np.ndarray, scores: np.ndarray, top_k: int | None = None) -
     """Positions into `rows`/`scores` of the `top_k` best (all when None): highest score first, ties by row."""
     order = np.lexsort((rows, -scores))
     return order if top_k is None else order[:top_k]
+
+
+@torch.inference_mode()
+def sticker_intention_probs(model: EIGML, stickers: StickerEncoding) -> torch.Tensor:
+    """(N, A) intention distribution of every sticker (A = 0 without intention labels)."""
+    return model.sticker_intention_logits(stickers.intention).softmax(-1)
+
+
+def agreement_retrieval(model: EIGML) -> bool:
+    """Whether the model's final score has a linear emotion/intention agreement term worth retrieving by
+    (SAMM with `similarity: distribution`)."""
+    return model.samm is not None and model.config.samm.similarity == "distribution"
+
+
+@torch.inference_mode()
+def agreement_candidates(model: EIGML, queries: QueryEncoding, emotion_probs: torch.Tensor,
+                         intention_probs: torch.Tensor, allowed: Sequence[np.ndarray | None],
+                         top_m: int) -> list[np.ndarray]:
+    """Per query, the `top_m` rows (among `allowed`, None: all) whose emotion and intention agree most
+    with the dialogue's: SAMM's s_EI, exact over every row ((N, E + A) multiply-adds per query).
+
+    Retrieval by the visual vector alone can miss the stickers that show the dialogue's feeling; the
+    union of both candidate sets is what the full model reranks.
+    """
+    assert model.samm is not None
+    alpha = float(model.samm.alpha)
+    scores = queries.emotion_probs @ emotion_probs.T
+    if intention_probs.shape[-1]:
+        scores = alpha * scores + (1 - alpha) * (queries.intention_probs @ intention_probs.T)
+    out = []
+    for i, rows in enumerate(allowed):
+        row_scores = scores[i] if rows is None else scores[i, torch.from_numpy(rows)]
+        k = min(top_m, row_scores.numel())
+        top = torch.topk(row_scores, k).indices.numpy()
+        out.append(top.astype(np.int64) if rows is None else rows[top])
+    return out

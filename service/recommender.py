@@ -24,7 +24,13 @@ import torch
 from eigml.dialogue import Dialogue
 from eigml.model.eigml import EIGML
 from eigml.model.interface import QueryEncoding, StickerEncoding
-from eigml.rerank import best_first, rerank
+from eigml.rerank import (
+    agreement_candidates,
+    agreement_retrieval,
+    best_first,
+    rerank,
+    sticker_intention_probs,
+)
 from service.encodings import encoding_rows, pack_encoding, stack_rows, unpack_encoding
 
 Stage = Literal["encode", "retrieve", "rerank"]
@@ -124,14 +130,24 @@ class RecommendResult:
 class LoadedIndex:
     index: SearchIndex
     packs: frozenset[str]
+    row_packs: np.ndarray  # (N,) the pack of every row
+    # with a distribution-SAMM model: every row's emotion and intention distributions (agreement retrieval)
+    emotion_probs: torch.Tensor | None = None
+    intention_probs: torch.Tensor | None = None
 
 
 def image_url(sticker_id: str) -> str:
     return f"/stickers/{quote(sticker_id, safe='/')}"
 
 
-def load_index_view(index: SearchIndex) -> LoadedIndex:
-    return LoadedIndex(index=index, packs=frozenset(index.sticker(row).pack for row in range(len(index))))
+def load_index_view(index: SearchIndex, model: EIGML | None = None) -> LoadedIndex:
+    row_packs = np.array([index.sticker(row).pack for row in range(len(index))], dtype=object)
+    if model is None or not agreement_retrieval(model):
+        return LoadedIndex(index=index, packs=frozenset(row_packs.tolist()), row_packs=row_packs)
+    stickers = index.encodings()
+    return LoadedIndex(index=index, packs=frozenset(row_packs.tolist()), row_packs=row_packs,
+                       emotion_probs=stickers.emotion_probs,
+                       intention_probs=sticker_intention_probs(model, stickers))
 
 
 class Recommender:
@@ -150,7 +166,7 @@ class Recommender:
         if index.model_version != self.model.version:
             raise MismatchError(f"index {index.version} was built with model {index.model_version}, "
                                 f"but the loaded model is {self.model.version}")
-        return load_index_view(index)
+        return load_index_view(index, self.model)
 
     @property
     def index(self) -> SearchIndex:
@@ -185,7 +201,7 @@ class Recommender:
             start = time.perf_counter()
             queries = self.encode([r.dialogue for r in requests])
             start = self._stage("encode", start)
-            retrieved = self._retrieve(loaded, queries.query, requests)
+            retrieved = self._retrieve(loaded, queries, requests)
             start = self._stage("retrieve", start)
             scores = self._rerank(loaded, queries, retrieved)
             self._stage("rerank", start)
@@ -225,9 +241,35 @@ class Recommender:
                 self.cache.put_many({k: pack_encoding(rows[k]) for k in missing})
         return stack_rows([rows[k] for k in keys])
 
-    def _retrieve(self, loaded: LoadedIndex, queries: torch.Tensor,
+    def _retrieve(self, loaded: LoadedIndex, queries: QueryEncoding,
                   requests: Sequence[RecommendRequest]) -> list[np.ndarray]:
-        """Each request's candidate rows, best retrieval score first (padding dropped)."""
+        """Each request's candidate rows: the visual retrieval's best first (padding dropped), then, for a
+        model whose score has an emotion/intention agreement term, the rows that agree most that it missed."""
+        out = self._retrieve_visual(loaded, queries.query, requests)
+        if loaded.emotion_probs is None or loaded.intention_probs is None:
+            return out
+        allowed = [self._allowed_rows(loaded, r) for r in requests]
+        extra = agreement_candidates(self.model, queries, loaded.emotion_probs, loaded.intention_probs,
+                                     allowed, self.candidates)
+        return [np.concatenate([rows, more[~np.isin(more, rows)]]) for rows, more in zip(out, extra, strict=True)]
+
+    @staticmethod
+    def _allowed_rows(loaded: LoadedIndex, request: RecommendRequest) -> np.ndarray | None:
+        """Rows a request may be answered with (its packs, minus its excluded ids); None: every row."""
+        if request.packs is None and not request.exclude:
+            return None
+        keep = np.ones(len(loaded.row_packs), dtype=bool)
+        if request.packs is not None:
+            keep &= np.isin(loaded.row_packs, list(set(request.packs)))
+        for sticker_id in request.exclude or ():
+            try:
+                keep[loaded.index.row(sticker_id)] = False
+            except KeyError:
+                pass  # unknown ids are ignored, as the visual search ignores them
+        return np.flatnonzero(keep).astype(np.int64)
+
+    def _retrieve_visual(self, loaded: LoadedIndex, queries: torch.Tensor,
+                         requests: Sequence[RecommendRequest]) -> list[np.ndarray]:
         vectors = np.ascontiguousarray(queries.numpy(), dtype=np.float32)
         groups: dict[tuple[tuple[str, ...] | None, tuple[str, ...] | None], list[int]] = {}
         for i, r in enumerate(requests):

@@ -176,7 +176,7 @@ class EIGML(nn.Module):
         if self.config.samm.similarity == "distribution":
             return self.samm(p_vl, queries.emotion_probs, queries.intention_probs,
                              stickers.emotion_probs[candidates],
-                             self._sticker_intention_logits(stickers.intention[candidates]).softmax(-1))
+                             self.sticker_intention_logits(stickers.intention[candidates]).softmax(-1))
         return self.samm(p_vl, f["emotion"], f["intention"], stickers.emotion[candidates],
                          stickers.intention[candidates])
 
@@ -225,15 +225,15 @@ class EIGML(nn.Module):
         if c.intra_image:
             a = StickerEncoding(*(t[answer] for t in stickers))
             b = self.encode_stickers(features[batch.answer_rows])
-            pair = self._intention_pair({"intention_logits": self._sticker_intention_logits(a.intention)},
-                                        {"intention_logits": self._sticker_intention_logits(b.intention)})
+            pair = self._intention_pair({"intention_logits": self.sticker_intention_logits(a.intention)},
+                                        {"intention_logits": self.sticker_intention_logits(b.intention)})
             image_views = Views(a.visual, b.visual, a.emotion_probs, b.emotion_probs, *pair)
         return self.dlcf(query=out["query"], sticker=stickers.visual[answer],
                          query_emotion=out["emotion"], sticker_emotion=stickers.emotion[answer],
                          query_intention=out["intention"], sticker_intention=stickers.intention[answer],
                          text_views=text_views, image_views=image_views, sticker_ids=batch.answer_ids)
 
-    def _sticker_intention_logits(self, intention: Tensor) -> Tensor:
+    def sticker_intention_logits(self, intention: Tensor) -> Tensor:
         """(..., A) intention logits of sticker intention embeddings (..., D); A = 0 without intention labels."""
         if self.intention_head is None:
             return intention.new_zeros(*intention.shape[:-1], 0)

@@ -91,11 +91,13 @@ def run_benchmarks(benchmarks: Sequence[Benchmark], catalog: Catalog, models: Se
         items = load_srs(bench.path)
         check_candidates(items, catalog)
         for model in models:
-            if model == "prior" and bench.prior_data is None:
+            per_benchmark = model in ("prior", "lr-probe")  # fitted on the benchmark's own training file
+            if per_benchmark and bench.prior_data is None:
                 print(f"bench-baselines: {bench.note}", file=sys.stderr)
                 continue
-            if model == "prior":
-                ranker = load_ranker(model, catalog, seed=seed, prior_data=bench.prior_data, batch_size=batch_size)
+            if per_benchmark:
+                ranker = load_ranker(model, catalog, seed=seed, prior_data=bench.prior_data, batch_size=batch_size,
+                                     cache_dir=cache_dir)
             else:
                 if model not in shared:
                     shared[model] = load_ranker(model, catalog, seed=seed, batch_size=batch_size, cache_dir=cache_dir)
