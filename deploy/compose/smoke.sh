@@ -94,7 +94,7 @@ body = json.load(sys.stdin)
 assert len(body["hits"]) == 5, body
 print("  emotion:", body["emotion"], " intention:", body["intention"])
 for hit in body["hits"]:
-    print(f"  {hit[\"score\"]:.3f}  {hit[\"sticker_id\"]:28s} {hit.get(\"name\") or \"\"}")
+    print("  %.3f  %-28s %s" % (hit["score"], hit["sticker_id"], hit.get("name") or ""))
 ' || fail "/recommend body"
 image=$(echo "$body" | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["hits"][0]["image_url"])')
 curl -sf -o /dev/null "$SERVICE$image" || fail "sticker image $image"
