@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -123,10 +122,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_catalog: Path
 @pytest.fixture()
 def free_port() -> Callable[[], int]:
     """A function returning a loopback TCP port that nothing listens on (for servers a test starts)."""
-    def pick() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
+    from live_service import free_port as pick  # the one implementation (scripts import it directly)
 
     return pick
 

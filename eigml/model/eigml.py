@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from eigml.animation import Frames
 from eigml.dialogue import Dialogue, Turn
 from eigml.labels import EMOTIONS
 from eigml.model.config import ModelConfig
@@ -91,11 +92,11 @@ class EIGML(nn.Module):
         self.dlcf = DLCFLoss(c.dlcf)
 
     # ---- stickers -------------------------------------------------------------------------------
-    def image_features(self, images: Sequence[Image.Image]) -> Tensor:
+    def image_features(self, images: Sequence[Image.Image | Frames]) -> Tensor:
         """(N, 1+P, Hv) frozen-backbone tokens; deterministic, so safe to cache by checksum."""
         return self.image_encoder.features(images)
 
-    def cached_image_features(self, cache_root: Path) -> Callable[[Sequence[Image.Image]], Tensor]:
+    def cached_image_features(self, cache_root: Path) -> Callable[[Sequence[Image.Image | Frames]], Tensor]:
         """A featurizer that reads and fills the on-disk feature cache under `cache_root`."""
         cache = None if self.config.image.trainable else FeatureCache(cache_root, self.image_encoder.cache_key)
         return lambda images: self.image_encoder.features(images, cache)

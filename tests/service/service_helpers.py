@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from live_service import free_port  # noqa: F401  (re-exported for the service tests)
 
 ADMIN_TOKEN = "test-admin-token"
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from eigml.animation import Frames
 from eigml.catalog import Catalog
 from eigml.labels import EMOTIONS, emotion_index
 from training.data.srs import SRSItem
@@ -66,7 +67,7 @@ def _same_emoji_index(catalog: Catalog, packs: Sequence[str]) -> dict[str, list[
 
 
 def build_sticker_bank(catalog: Catalog, sticker_ids: Sequence[str],
-                       featurize: Callable[[Sequence[Image.Image]], torch.Tensor], *,
+                       featurize: Callable[[Sequence[Image.Image | Frames]], torch.Tensor], *,
                        style_packs: Sequence[str] = (), batch_size: int = 64,
                        progress: bool = True) -> StickerBank:
     """Featurize `sticker_ids` (and their art in `style_packs`) with `featurize(list[PIL.Image]) -> (N,T,H)`."""
