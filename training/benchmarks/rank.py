@@ -61,28 +61,26 @@ class BaselineOptions:
     cache_dir: Path | None = None  # text-match keeps sticker-text embeddings here across runs
 
 
+def _training_file(options: BaselineOptions, baseline: str) -> Path:
+    """The training file a fitted baseline learns from: `prior_data`, else the one beside `data_path`."""
+    if options.prior_data is not None:
+        return Path(options.prior_data)
+    if options.data_path is None:
+        raise RankError(f"{baseline}: pass prior_data (a training file) or data_path to find one")
+    path, note = default_prior_data(options.data_path)
+    if note:
+        print(f"{baseline}: {note}", file=sys.stderr)
+    return path
+
+
 def _prior(catalog: Catalog, options: BaselineOptions) -> Ranker:
-    path = options.prior_data
-    if path is None:
-        if options.data_path is None:
-            raise RankError("prior: pass prior_data (a training file) or data_path to find one")
-        path, note = default_prior_data(options.data_path)
-        if note:
-            print(f"prior: {note}", file=sys.stderr)
-    return PriorRanker.from_file(path, seed=options.seed)
+    return PriorRanker.from_file(_training_file(options, "prior"), seed=options.seed)
 
 
 def _lr_probe(catalog: Catalog, options: BaselineOptions) -> Ranker:
     from training.benchmarks.lr_probe import load_lr_probe  # heavy (torch, the encoder); only when asked for
 
-    path = options.prior_data
-    if path is None:
-        if options.data_path is None:
-            raise RankError("lr-probe: pass prior_data (a training file) or data_path to find one")
-        path, note = default_prior_data(options.data_path)
-        if note:
-            print(f"lr-probe: {note}", file=sys.stderr)
-    return load_lr_probe(Path(path), options.cache_dir)
+    return load_lr_probe(_training_file(options, "lr-probe"), options.cache_dir)
 
 
 BASELINES: dict[str, Callable[[Catalog, BaselineOptions], Ranker]] = {
