@@ -5,7 +5,8 @@ and removes packs (or, with no pack changes, rebuilds the current set): a sticke
 unchanged (same sha256) under the same model is copied from the current version, bit for bit, not
 re-embedded; the FAISS index is rebuilt over all rows, so the result equals a full build.
 With `ocr`, the words drawn on each sticker are read (eigml.ocr) and stored per row; text is reused from the
-parent version or the on-disk text cache for unchanged images, so only new images are read.
+parent version or the on-disk text cache for unchanged images, so only new images are read. A sticker with
+words gets its emotion from them as well as from its picture (`index.embed.with_text_feelings`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from eigml.catalog import Catalog
 from eigml.model.eigml import EIGML
 from index.ann import Device, build_faiss_index, check_factory, default_settings, resolve_device, serialize
-from index.embed import embed_stickers, file_sha256, read_texts
+from index.embed import embed_stickers, file_sha256, read_texts, with_text_feelings
 from index.store import (
     Dims,
     IndexStoreError,
@@ -194,11 +195,15 @@ def _write_version(model: EIGML, catalog: Catalog, root: Path, packs: list[str],
     check_factory(factory, model.config.dim, len(ids))  # before any embedding work
     faiss_device = resolve_device(device)
     checksums = {s: file_sha256(catalog[s].path) for s in ids}
-    plan = plan_rows(ids, checksums, previous)
-    arrays = _assemble(plan, previous, embed_stickers(model, catalog, plan.embed_ids, feature_cache=feature_cache,
-                                                      batch_size=batch_size, progress=progress))
-    index = build_faiss_index(arrays.visual, factory, device=faiss_device)
     ocr_key, texts, ocr_read = _texts(catalog, ids, checksums, ocr, text_cache, text_source, progress)
+    if previous is not None and previous.manifest.ocr != ocr_key:
+        previous = None  # its rows carry (or lack) the emotion read from their text under other OCR settings
+    plan = plan_rows(ids, checksums, previous)
+    embedded = embed_stickers(model, catalog, plan.embed_ids, feature_cache=feature_cache, batch_size=batch_size,
+                              progress=progress)
+    embedded = with_text_feelings(model, embedded, [texts.get(s, "") for s in plan.embed_ids])
+    arrays = _assemble(plan, previous, embedded)
+    index = build_faiss_index(arrays.visual, factory, device=faiss_device)
     stickers = [_record(catalog, s, checksums[s], texts.get(s)) for s in ids]
     pack_records = {p: PackRecord(name=p, title=catalog.packs[p].title, licence=catalog.packs[p].licence,
                                   attribution=catalog.packs[p].attribution) for p in packs}

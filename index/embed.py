@@ -1,9 +1,11 @@
 """Sticker encodings for the index: backbone features (through the on-disk feature cache) -> EIGML heads;
-and the words drawn on each sticker (OCR through the on-disk text cache)."""
+and the words drawn on each sticker (OCR through the on-disk text cache), whose feeling is mixed into the
+sticker's emotion."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from eigml.catalog import Catalog
+from eigml.dialogue import Dialogue, Turn
 from eigml.model.eigml import EIGML
 from eigml.model.interface import StickerEncoding
 from index.store import StickerArrays
@@ -82,3 +85,40 @@ def read_texts(catalog: Catalog, sticker_ids: Sequence[str], checksums: Mapping[
     cache = TextCache.under(text_cache) if text_cache is not None else None
     read, count = sticker_texts_with_stats(catalog, todo, cache=cache, checksums=checksums, progress=progress)
     return {s: known[checksums[s]] if checksums[s] in known else read[s] for s in sticker_ids}, count
+
+
+# How much of a worded sticker's emotion comes from its words ("气死我了", "BYE BYE") rather than its picture:
+# drawn text says the feeling outright, while art in an unseen style is read only loosely.
+TEXT_EMOTION_WEIGHT = 0.7
+_WORD = re.compile(r"\w", re.UNICODE)
+
+
+def has_words(text: str) -> bool:
+    """At least two letters, digits or CJK characters: OCR noise ("!!", a stray mark) carries no feeling."""
+    return len(_WORD.findall(text)) >= 2
+
+
+def with_text_feelings(model: EIGML, arrays: StickerArrays, texts: Sequence[str], *,
+                       weight: float = TEXT_EMOTION_WEIGHT, batch_size: int = 64) -> StickerArrays:
+    """`arrays` with the emotion embedding and distribution of each row that has words (`texts`, aligned
+    with the rows) mixed with the model's reading of those words as a one-turn message:
+    (1 - weight) * picture + weight * words. Rows without words are returned unchanged; so are the visual
+    vector, the intention embedding and the patches."""
+    rows = [i for i, text in enumerate(texts) if text and has_words(text)]
+    if not rows:
+        return arrays
+    emotion, probs = arrays.emotion.copy(), arrays.emotion_probs.copy()
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            with torch.inference_mode():
+                read = model.encode_dialogues([Dialogue((Turn("A", texts[i].strip()),)) for i in chunk])
+            idx = np.asarray(chunk)
+            emotion[idx] = (1 - weight) * emotion[idx] + weight * read.features["emotion"].float().numpy()
+            probs[idx] = (1 - weight) * probs[idx] + weight * read.emotion_probs.float().numpy()
+    finally:
+        model.train(was_training)
+    return StickerArrays(visual=arrays.visual, emotion=emotion, intention=arrays.intention, emotion_probs=probs,
+                         patches=arrays.patches)

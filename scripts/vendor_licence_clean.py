@@ -136,16 +136,30 @@ def cped(src: Path, context_turns: int = 3) -> list[dict]:
     return rows
 
 
+# Reply intentions that the capped rows would leave with a few dozen examples (a sticker answering a
+# greeting, a goodbye, thanks, an apology, a request, a refusal, a joke): rows that carry one are kept
+# beyond their emotion's cap, up to RARE_CAP per source and intention.
+COMMON_INTENTIONS = frozenset({"inform", "comfort", "agreement", "question", "congratulations"})
+RARE_CAP = 400
+
+
 def trim(rows: list[dict], seed: int) -> list[dict]:
     rng = random.Random(seed)
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    rare: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         if row["text"] and len(row["text"]) <= 300:
             groups[(row["source"], row["emotion"])].append(row)
+            if row["reply_intention"] not in COMMON_INTENTIONS:
+                rare[(row["source"], row["reply_intention"])].append(row)
     kept = []
     for (source, _), group in sorted(groups.items()):
         rng.shuffle(group)
         kept += group[: CAPS[source]]
+    taken = {id(row) for row in kept}
+    for _, group in sorted(rare.items()):
+        rng.shuffle(group)
+        kept += [row for row in group if id(row) not in taken][: max(0, RARE_CAP - sum(id(r) in taken for r in group))]
     rng.shuffle(kept)
     for i, row in enumerate(kept):
         row["id"] = f"{row['source']}-{i:05d}"

@@ -121,10 +121,21 @@ def class_balance_weights(items: list[SRSItem], power: float) -> torch.Tensor | 
     """(N,) item weights (1/frequency of the item's class)^power, mean 1; None when power is 0."""
     if power == 0:
         return None
-    classes = [item.emotion if item.emotion is not None else item.answer for item in items]
-    counts = Counter(classes)
-    weights = torch.tensor([(len(items) / counts[c]) ** power for c in classes])
-    return weights / weights.mean()
+    return _balanced([item.emotion if item.emotion is not None else item.answer for item in items], power)
+
+
+def act_balance_weights(items: list[SRSItem], power: float) -> torch.Tensor | None:
+    """(N,) weights of the intention loss, (1/frequency of the item's dialogue act)^power over the items
+    that have one (mean 1 there, 0 elsewhere); None when power is 0 or no item has an act."""
+    if power == 0 or all(item.act is None for item in items):
+        return None
+    return _balanced([item.act for item in items], power)
+
+
+def _balanced(classes: Sequence[str | None], power: float) -> torch.Tensor:
+    counts = Counter(c for c in classes if c is not None)
+    weights = torch.tensor([(len(classes) / counts[c]) ** power if c is not None else 0.0 for c in classes])
+    return weights / weights[weights > 0].mean()
 
 
 def select_value(metrics: Metrics, name: str) -> float:
@@ -170,6 +181,7 @@ class TrainingData:
     pseudo_emotions: dict[str, np.ndarray] | None  # item id -> tagger's emotion guess, for unlabelled items
     intention_index: dict[str, int]
     item_weights: torch.Tensor | None  # class-balancing weights, one per training item
+    act_weights: torch.Tensor | None  # class-balancing weights of the intention loss, one per training item
     prefixes: list[torch.Tensor] | None  # frozen text layers' output per training item
 
 
@@ -228,7 +240,8 @@ def prepare_data(cfg: TrainConfig, paths: Paths, env: DistEnv, model: EIGML, cat
     return TrainingData(train_items=train_items, dev_items=dev_items, bank=bank, sticker_targets=targets,
                         pseudo_emotions=pseudo,
                         intention_index={label: i for i, label in enumerate(model.intention_labels)},
-                        item_weights=class_balance_weights(train_items, cfg.data.balance_power), prefixes=prefixes)
+                        item_weights=class_balance_weights(train_items, cfg.data.balance_power),
+                        act_weights=act_balance_weights(train_items, cfg.data.balance_power), prefixes=prefixes)
 
 
 class Trainer:
@@ -296,6 +309,8 @@ class Trainer:
                            pseudo_emotions=data.pseudo_emotions, pseudo_weight=cfg.data.pseudo_emotion_weight)
         if data.item_weights is not None:
             batch.item_weight = data.item_weights[indices]
+        if data.act_weights is not None:
+            batch.act_weight = data.act_weights[indices]
         terms = self.wrapped(batch, data.bank.features, data.sticker_targets)  # named, weighted loss terms
         loss = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)

@@ -48,6 +48,7 @@ class TrainingBatch(Protocol):
     emotion_weight: Tensor  # (B,) weight of each item's emotion target (0: none)
     act: Tensor  # (B,) index into the model's intention labels, -1 when absent
     item_weight: Tensor | None  # (B,) weights of the ranking losses (None: 1)
+    act_weight: Tensor | None  # (B,) weights of the intention loss (None: 1)
 
     def __len__(self) -> int: ...
 
@@ -201,8 +202,9 @@ class EIGML(nn.Module):
             terms["emotion"] = w.emotion * (ce * emotion_weight).sum() / emotion_weight.sum()
         has_act = batch.act >= 0
         if self.intention_head is not None and has_act.any():
-            terms["intention"] = w.intention * F.cross_entropy(out["intention_logits"][has_act],
-                                                               batch.act[has_act])
+            ce = F.cross_entropy(out["intention_logits"][has_act], batch.act[has_act], reduction="none")
+            act_weight = batch.act_weight[has_act] if batch.act_weight is not None else torch.ones_like(ce)
+            terms["intention"] = w.intention * (ce * act_weight).sum() / act_weight.sum()
         row_targets = sticker_targets[used]
         labelled = row_targets.sum(dim=1) > 0
         if labelled.any():

@@ -84,6 +84,36 @@ def test_ocr_text_is_stored_and_reused_for_unchanged_images(tmp_path: Path, tiny
     assert read_version(tmp_path / "index3").stickers == second.stickers
 
 
+
+def test_a_worded_sticker_takes_its_emotion_from_its_words_too(tmp_path: Path, tiny_catalog: Path, cache_dir: Path,
+                                                               tiny_model: EIGML, fake_ocr: type[FakeReader]) -> None:
+    from eigml.dialogue import Dialogue, Turn
+    from index.embed import TEXT_EMOTION_WEIGHT, has_words
+
+    catalog = load_catalog(_catalog_copy(tiny_catalog, tmp_path, ("noto",)))
+    build_index(tiny_model, catalog, tmp_path / "plain", feature_cache=cache_dir / "features", progress=False)
+    build_index(tiny_model, catalog, tmp_path / "worded", feature_cache=cache_dir / "features", progress=False,
+                ocr=True, text_cache=None)
+    plain, worded = read_version(tmp_path / "plain"), read_version(tmp_path / "worded")
+    texts = [s.text or "" for s in worded.stickers]
+    assert all(has_words(t) for t in texts)
+    with torch.inference_mode():
+        read = tiny_model.eval().encode_dialogues([Dialogue((Turn("A", t),)) for t in texts])
+    w = TEXT_EMOTION_WEIGHT
+    np.testing.assert_allclose(worded.arrays.emotion_probs,
+                               (1 - w) * plain.arrays.emotion_probs + w * read.emotion_probs.numpy(), atol=1e-5)
+    np.testing.assert_allclose(worded.arrays.emotion,
+                               (1 - w) * plain.arrays.emotion + w * read.features["emotion"].numpy(), atol=1e-5)
+    np.testing.assert_array_equal(worded.arrays.visual, plain.arrays.visual)  # retrieval still by the picture
+    assert not np.allclose(worded.arrays.emotion_probs, plain.arrays.emotion_probs, atol=1e-4)
+
+
+def test_ocr_noise_is_not_words() -> None:
+    from index.embed import has_words
+
+    assert has_words("BYE BYE") and has_words("气死") and has_words("ok")
+    assert not has_words("") and not has_words("!!") and not has_words("a.") and not has_words(" ~ ")
+
 def test_without_ocr_rows_have_no_text(built_root: Path) -> None:
     stored = read_version(built_root)
     assert stored.manifest.ocr is None and all(s.text is None for s in stored.stickers)

@@ -133,6 +133,21 @@ def test_class_balance_weights() -> None:
     assert weights[:6].sum().item() == pytest.approx(weights[6:].sum().item())
 
 
+def test_act_balance_weights_leave_items_without_an_act_out() -> None:
+    import dataclasses
+
+    from training.train import act_balance_weights
+
+    items = load_srs_like(["happiness"] * 7)
+    acts = ["inform"] * 4 + ["farewell"] * 2 + [None]
+    items = [dataclasses.replace(item, act=act) for item, act in zip(items, acts, strict=True)]
+    assert act_balance_weights(items, 0.0) is None
+    weights = act_balance_weights(items, 1.0)
+    assert weights is not None and weights[6].item() == 0.0
+    assert weights[:6].mean().item() == pytest.approx(1.0)
+    assert weights[:4].sum().item() == pytest.approx(weights[4:6].sum().item())  # each act the same total
+    assert act_balance_weights([dataclasses.replace(i, act=None) for i in items], 1.0) is None
+
 def load_srs_like(emotions: list[str]):
     from eigml.dialogue import Dialogue, Turn
     from training.data import SRSItem

@@ -31,6 +31,7 @@ class Batch:
     emotion_weight: torch.Tensor  # (B,) 1 for labelled items, `pseudo_weight` for tagged ones, 0 for neither
     act: torch.Tensor  # (B,) index into the model's intention labels, -1 when absent
     item_weight: torch.Tensor | None = None  # (B,) class-balancing weights of the ranking losses (None: 1)
+    act_weight: torch.Tensor | None = None  # (B,) class-balancing weights of the intention loss (None: 1)
 
     def __len__(self) -> int:
         return int(self.candidate_rows.shape[0])
