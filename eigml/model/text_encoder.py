@@ -111,8 +111,13 @@ def layout_dialogue(
     return input_ids, token_types
 
 
+# A fine-tuned top of a built-in model: only the trained layers are saved (a few MB instead of 470 MB).
+TRAINED_LAYERS_FILE = "trained_layers.safetensors"
+
+
 def _has_weights(directory: Path) -> bool:
-    return any(Path(directory).glob("*.safetensors")) or any(Path(directory).glob("*.bin"))
+    """A whole model saved by `save_pretrained` (not only its trained layers)."""
+    return any(Path(directory).glob("model*.safetensors")) or any(Path(directory).glob("pytorch_model*.bin"))
 
 
 class TextEncoder(nn.Module):
@@ -162,7 +167,25 @@ class TextEncoder(nn.Module):
             self.split = len(layers) - config.trainable_layers
             for module in self._frozen_modules():
                 module.requires_grad_(False)
+        trained = Path(weights_dir) / TRAINED_LAYERS_FILE if weights_dir is not None else None
+        if source != str(weights_dir) and trained is not None and trained.exists():
+            self._load_trained_layers(trained)
         self.train(False)
+
+    def _trained_layer_state(self) -> dict[str, torch.Tensor]:
+        """The weights of the layers above `split` (what training changes when the rest is frozen)."""
+        prefixes = tuple(f"encoder.layer.{i}." for i in range(self.split, len(self._layers())))
+        return {k: v.detach().contiguous() for k, v in self.model.state_dict().items() if k.startswith(prefixes)}
+
+    def _load_trained_layers(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+        expected = set(self._trained_layer_state())
+        if set(state) != expected:
+            raise ValueError(f"{path} holds {len(state)} tensors that are not the top {self.config.trainable_layers} "
+                             f"layers of {self.config.name_or_path!r} ({len(expected)} tensors)")
+        self.model.load_state_dict(state, strict=False)
 
     def _layers(self) -> nn.ModuleList:
         encoder = getattr(self.model, "encoder", None)
@@ -227,11 +250,18 @@ class TextEncoder(nn.Module):
     def save_pretrained(self, directory: Path) -> None:
         """Write weights, tokenizer and `text_encoder.json` (this config, original name kept) to `directory`.
 
-        A frozen built-in model (minilm, e5-small) ships in a package, so only its config and tokenizer are
-        written (470 MB less per e5 checkpoint); loading rebuilds it from the package."""
+        A built-in model (minilm, e5-small) ships in a package, so for a frozen one only its config and
+        tokenizer are written (470 MB less per e5 checkpoint), and for one whose top `trainable_layers` were
+        fine-tuned, those layers alone (`trained_layers.safetensors`); loading rebuilds the rest from the
+        package."""
+        from safetensors.torch import save_file
+
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        if not (self.is_frozen and self.config.name_or_path in BUILTIN_MODELS):
+        builtin = self.config.name_or_path in BUILTIN_MODELS
+        if builtin and self.split > 0 and not self.is_frozen:
+            save_file(self._trained_layer_state(), str(directory / TRAINED_LAYERS_FILE))
+        elif not (builtin and self.is_frozen):
             self.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
         spec = {"format_version": FORMAT_VERSION, "config": self.config.model_dump()}

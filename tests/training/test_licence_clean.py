@@ -9,10 +9,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from eigml.catalog import load_catalog
 from eigml.labels import EMOTIONS, INTENTIONS
+from eigml.model.text_encoder import TextEncoder
 from training.data.licence_clean import (
     DEFAULT_DIR,
     emotion_pools,
@@ -36,6 +38,7 @@ EMOJI = {
     "⚽": ("soccer ball", ["ball", "football"], "activities"),
     "🚗": ("automobile", ["car"], "travel-places"),
     "👋": ("waving hand", ["wave", "hello", "bye"], "people-body"),
+    "🖕": ("middle finger", ["finger", "hand", "middle"], "people-body"),
 }
 
 
@@ -88,6 +91,7 @@ def test_sticker_emotions_come_from_emotag_and_objects_feel_nothing(emoji_catalo
     by_emoji = {e: [s for s in pool for s in [catalog[s].emoji]] for e, pool in pools.items()}
     assert "😭" in by_emoji["sadness"] and "😡" in by_emoji["anger"] and "😂" in by_emoji["happiness"]
     assert "😱" in by_emoji["fear"] and "😒" in by_emoji["disgust"] and "😐" in by_emoji["none"]
+    assert "🖕" in by_emoji["anger"]  # its tags say only "finger, hand": it must not pass for a wave
     targets = sticker_targets(catalog, ids)
     pizza = ids.index(next(s for s in ids if catalog[s].emoji == "🍕"))
     assert targets[pizza].tolist() == [1.0] + [0.0] * (len(EMOTIONS) - 1)  # "none"
@@ -128,4 +132,12 @@ def test_default_config_trains_on_licence_data_and_serves_intentions(
     assert set(model.intention_labels) == {"greeting", "inform"}  # the acts its training texts carry
     encoding = model.encode_dialogues([Dialogue((Turn("A", "你好"),), responder="B")])
     assert encoding.intention_probs.shape == (1, 2)
-    assert not list((tmp_path / "run" / "best" / "text_encoder").glob("*.safetensors"))
+    # the built-in encoder is not copied: only its fine-tuned top layers are saved, and they load back
+    saved = tmp_path / "run" / "best" / "text_encoder"
+    assert [p.name for p in saved.glob("*.safetensors")] == ["trained_layers.safetensors"]
+    assert sum(p.stat().st_size for p in saved.iterdir()) < 40 * 2**20
+    trained = dict(model.text_encoder.model.named_parameters())
+    fresh = dict(TextEncoder(model.config.text, models_dir=cache_dir / "models").model.named_parameters())
+    top = f"encoder.layer.{model.text_encoder.split}."
+    assert not torch.equal(trained[top + "output.dense.weight"], fresh[top + "output.dense.weight"])
+    assert torch.equal(trained["embeddings.word_embeddings.weight"], fresh["embeddings.word_embeddings.weight"])

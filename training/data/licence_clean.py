@@ -33,6 +33,9 @@ DEFAULT_DIR = Path(__file__).resolve().parents[2] / "data" / "licence_clean"  # 
 PLUTCHIK_TO_EMOTION = {"anger": "anger", "disgust": "disgust", "fear": "fear", "joy": "happiness",
                        "sadness": "sadness", "surprise": "surprise", "trust": "like"}  # anticipation: none
 FEELING_CATEGORIES = ("smileys-emotion", "people-body")
+# Emoji whose feeling neither EmoTag1200 nor their tags say ("middle finger: finger, hand, middle"): without
+# it the picture of a raised hand reads like a greeting, and 🖕 answers "good morning".
+EMOJI_FEELINGS = {"🖕": "anger"}
 
 
 def load_texts(directory: Path = DEFAULT_DIR) -> list[dict]:
@@ -67,7 +70,10 @@ def sticker_emotions(catalog: Catalog, sticker_ids: Sequence[str], directory: Pa
         key = (sticker.emoji or "").replace("\ufe0f", "")
         if sticker.category not in FEELING_CATEGORIES:  # a feeling is drawn on faces, hands and hearts
             continue
-        if key in emotag:
+        base = key[:1]  # skin tones keep the feeling
+        if base in EMOJI_FEELINGS:
+            out[sticker_id] = np.eye(len(EMOTIONS), dtype=np.float32)[EMOTION_INDEX[EMOJI_FEELINGS[base]]]
+        elif key in emotag:
             out[sticker_id] = emotag[key]
         elif tag is not None:
             untagged.append(sticker_id)
