@@ -12,7 +12,7 @@ import json
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -154,7 +154,7 @@ class TextEncoder(nn.Module):
         if self.tokenizer.cls_token_id is None or self.tokenizer.sep_token_id is None:
             raise ValueError(f"{config.name_or_path!r}'s tokenizer has no [CLS]/[SEP] tokens")
         # e5 was converted without a pooler (we mean-pool): do not create a random one
-        extra = {"add_pooling_layer": False} if config.name_or_path == E5_MODEL else {}
+        extra: dict[str, Any] = {"add_pooling_layer": False} if config.name_or_path == E5_MODEL else {}
         self.model: PreTrainedModel = AutoModel.from_pretrained(source, config=model_config, **extra)
         self.model.requires_grad_(config.trainable)
         if getattr(self.model, "pooler", None) is not None:  # unused: we mean-pool token states
