@@ -178,6 +178,7 @@ class TrainingData:
     dev_items: list[SRSItem]
     bank: StickerBank  # backbone features of every candidate (and its other-pack art)
     sticker_targets: torch.Tensor  # (bank rows, E) emotion distribution of each sticker
+    sticker_intentions: torch.Tensor | None  # (bank rows, A) intention distribution of each sticker, if known
     pseudo_emotions: dict[str, np.ndarray] | None  # item id -> tagger's emotion guess, for unlabelled items
     intention_index: dict[str, int]
     item_weights: torch.Tensor | None  # class-balancing weights, one per training item
@@ -220,6 +221,23 @@ def sticker_tagger(cfg: TrainConfig, catalog: Catalog,
     return lambda ids: tagger.tag([catalog.describe(s, "en") for s in ids])
 
 
+def sticker_intention_rows(cfg: TrainConfig, catalog: Catalog, bank: StickerBank,
+                           labels: Sequence[str]) -> torch.Tensor | None:
+    """(bank rows, A) intention targets of the stickers, for the default model's intention vocabulary
+    (licence data; training.data.licence_clean.sticker_intention_targets); other-pack art shares its sticker's.
+    None for the benchmarks, whose dialogue acts (inform, question, ...) no sticker tag marks."""
+    if cfg.data.source != "licence" or not labels:
+        return None
+    from training.data.licence_clean import sticker_intention_targets
+
+    rows = torch.zeros(bank.features.shape[0], len(labels))
+    rows[: len(bank)] = torch.from_numpy(sticker_intention_targets(catalog, bank.ids, labels))
+    for row, variants in enumerate(bank.variants):
+        for v in variants:
+            rows[v] = rows[row]
+    return rows
+
+
 def prepare_data(cfg: TrainConfig, paths: Paths, env: DistEnv, model: EIGML, catalog: Catalog,
                  train_items: list[SRSItem], dev_items: list[SRSItem]) -> TrainingData:
     """Sticker features, emotion targets (labels, else the tagger's guesses) and the text prefix cache."""
@@ -238,6 +256,7 @@ def prepare_data(cfg: TrainConfig, paths: Paths, env: DistEnv, model: EIGML, cat
     prefixes = (cached_prefixes(train_items, model, paths.cache_dir / "prefix", progress=env.is_main)
                 if model.text_encoder.uses_prefix else None)
     return TrainingData(train_items=train_items, dev_items=dev_items, bank=bank, sticker_targets=targets,
+                        sticker_intentions=sticker_intention_rows(cfg, catalog, bank, model.intention_labels),
                         pseudo_emotions=pseudo,
                         intention_index={label: i for i, label in enumerate(model.intention_labels)},
                         item_weights=class_balance_weights(train_items, cfg.data.balance_power),
@@ -311,7 +330,8 @@ class Trainer:
             batch.item_weight = data.item_weights[indices]
         if data.act_weights is not None:
             batch.act_weight = data.act_weights[indices]
-        terms = self.wrapped(batch, data.bank.features, data.sticker_targets)  # named, weighted loss terms
+        terms = self.wrapped(batch, data.bank.features, data.sticker_targets,  # named, weighted loss terms
+                             data.sticker_intentions)
         loss = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

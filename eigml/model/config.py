@@ -20,6 +20,7 @@ class LossWeights(BaseModel):
     emotion: float = 1.0  # dialogue emotion head vs the reply's labelled emotion, where labelled
     sticker_emotion: float = 0.5  # sticker emotion head vs the emotions its training answers carry
     intention: float = 0.5  # intention head over the knowledge vs the reply's dialogue act, where labelled
+    sticker_intention: float = 0.5  # sticker intention (through the shared head) vs its tags' intentions, if given
     eiks: float = 0.5  # EIKS' knowledge-emotion classifier and its gradient regression net
 
 

@@ -183,8 +183,10 @@ class EIGML(nn.Module):
                          stickers.intention[candidates])
 
     # ---- training -------------------------------------------------------------------------------
-    def forward(self, batch: TrainingBatch, features: Tensor, sticker_targets: Tensor) -> dict[str, Tensor]:
-        """Named, weighted loss terms for one batch; `features` are the bank's backbone tokens."""
+    def forward(self, batch: TrainingBatch, features: Tensor, sticker_targets: Tensor,
+                sticker_intentions: Tensor | None = None) -> dict[str, Tensor]:
+        """Named, weighted loss terms for one batch; `features` are the bank's backbone tokens,
+        `sticker_targets` (rows, E) and `sticker_intentions` (rows, A; optional) their label distributions."""
         w = self.config.weights
         out = self.encode_tokens(batch.tokens, batch.last_turns)
         used, inverse = torch.unique(batch.candidate_rows, return_inverse=True)
@@ -210,6 +212,9 @@ class EIGML(nn.Module):
         if labelled.any():
             logits = self.emotion_head(stickers.emotion[labelled])
             terms["sticker_emotion"] = w.sticker_emotion * soft_cross_entropy(logits, row_targets[labelled]).mean()
+        if self.intention_head is not None and sticker_intentions is not None:
+            logits = self.sticker_intention_logits(stickers.intention)
+            terms["sticker_intention"] = w.sticker_intention * soft_cross_entropy(logits, sticker_intentions[used]).mean()
         for name, value in out.items():
             if name.startswith("aux_"):
                 terms[name[4:]] = w.eiks * value

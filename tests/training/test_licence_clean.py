@@ -8,6 +8,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -127,6 +128,8 @@ def test_default_config_trains_on_licence_data_and_serves_intentions(
                  "--data.style_packs", "[]", "--optim.max_steps", "2", "--optim.batch_size", "8",
                  "--run.num_threads", "1"])
     assert code == 0
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert "sticker_intention" in history["train"][-1]  # stickers learn their tags' intentions
     model = load_checkpoint(tmp_path / "run" / "best", models_dir=cache_dir / "models")
     assert model.config.text.name_or_path == "e5-small" and model.config.samm.similarity == "distribution"
     assert set(model.intention_labels) == {"greeting", "inform"}  # the acts its training texts carry
@@ -141,3 +144,17 @@ def test_default_config_trains_on_licence_data_and_serves_intentions(
     top = f"encoder.layer.{model.text_encoder.split}."
     assert not torch.equal(trained[top + "output.dense.weight"], fresh[top + "output.dense.weight"])
     assert torch.equal(trained["embeddings.word_embeddings.weight"], fresh["embeddings.word_embeddings.weight"])
+
+
+def test_sticker_intentions_come_from_tags_and_the_rest_do_no_one_thing(emoji_catalog: Path) -> None:
+    from training.data.licence_clean import sticker_intention_targets
+
+    catalog = load_catalog(emoji_catalog)
+    ids = catalog.ids()
+    labels = ("inform", "greeting", "farewell", "thanks", "agreement")
+    targets = sticker_intention_targets(catalog, ids, labels)
+    assert targets.shape == (len(ids), len(labels)) and abs(float(targets.sum()) - len(ids)) < 1e-4
+    by_emoji = {catalog[s].emoji: row for s, row in zip(ids, targets, strict=True)}
+    assert by_emoji["👋"].tolist() == [0.0, 0.5, 0.5, 0.0, 0.0]  # a wave says hello and goodbye
+    assert by_emoji["🙏"].argmax() == labels.index("thanks")
+    assert np.allclose(by_emoji["🍕"], 0.2)  # an object does no one thing: uniform, not "inform"

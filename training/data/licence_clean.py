@@ -146,6 +146,27 @@ def licence_items(catalog: Catalog, *, directory: Path = DEFAULT_DIR, pack: str 
     return train, dev
 
 
+def sticker_intention_targets(catalog: Catalog, sticker_ids: Sequence[str], labels: Sequence[str]) -> np.ndarray:
+    """(N, A) intention targets of stickers over the model's intention `labels`: the intentions their names
+    and tags mark (👋 greeting and farewell, 🙏 thanks, 👍 agreement; training.data.intentions), else uniform.
+
+    Uniform says "this sticker does not do one thing": its agreement with any dialogue is the same 1/A, so
+    the intention term ranks the stickers that do what the reply does above it and those that do something
+    else below it, and never favours an arbitrary object."""
+    index = {name: i for i, name in enumerate(labels)}
+    out = np.full((len(sticker_ids), len(labels)), 1.0 / max(1, len(labels)), dtype=np.float32)
+    for row, sticker_id in enumerate(sticker_ids):
+        sticker = catalog[sticker_id]
+        words = [*sticker.names.values(), *(t for tags in sticker.tags.values() for t in tags)]
+        marked = {name: w for name, w in sticker_intentions(words).items() if name in index}
+        if marked:
+            out[row] = 0.0
+            for name, weight in marked.items():
+                out[row, index[name]] = weight
+            out[row] /= out[row].sum()
+    return out
+
+
 def sticker_targets(catalog: Catalog, sticker_ids: Sequence[str], directory: Path = DEFAULT_DIR,
                     tag: Callable[[Sequence[str]], np.ndarray] | None = None) -> np.ndarray:
     """(N, E) emotion targets of stickers: their licence-clean label, else "none" (objects, flags and
