@@ -13,6 +13,7 @@ import torch
 
 from eigml.model.eigml import EIGML
 from eigml.model.interface import QueryEncoding, StickerEncoding
+from eigml.selection import diverse_first
 
 
 @torch.inference_mode()
@@ -45,6 +46,20 @@ def best_first(rows: np.ndarray, scores: np.ndarray, top_k: int | None = None) -
     """Positions into `rows`/`scores` of the `top_k` best (all when None): highest score first, ties by row."""
     order = np.lexsort((rows, -scores))
     return order if top_k is None else order[:top_k]
+
+
+def pick_hits(rows: np.ndarray, scores: np.ndarray, sticker_emotion_probs: torch.Tensor,
+              query_emotion: torch.Tensor, row_families: np.ndarray, top_k: int, *, diversity: float,
+              one_per_emoji: bool) -> np.ndarray:
+    """The served order of one dialogue's reranked candidates (positions into `rows`): `diverse_first` with
+    every row's emotion distribution (`sticker_emotion_probs`, (N, E)) and emoji family (`row_families`,
+    (N,)). The service and the command-line recommender both answer with this."""
+    if diversity <= 0 and not one_per_emoji:
+        return best_first(rows, scores, top_k)
+    probs = sticker_emotion_probs[torch.from_numpy(np.asarray(rows, dtype=np.int64))].detach().float().numpy()
+    families = list(row_families[rows]) if one_per_emoji else None
+    return diverse_first(rows, scores, probs, query_emotion.detach().float().numpy(), top_k, diversity=diversity,
+                         families=families)
 
 
 @torch.inference_mode()

@@ -77,7 +77,8 @@ def assemble(settings: Settings, metrics: ServiceMetrics, model: EIGML, encoder:
              build_index: BuildIndex | None = None) -> Components:
     """Components from loaded objects; MismatchError when the index was built with another model."""
     recommender = Recommender(model, encoder, index, candidates=settings.candidates,
-                              cache=make_cache(settings, metrics, encoder), on_stage=metrics.observe_stage)
+                              cache=make_cache(settings, metrics, encoder), on_stage=metrics.observe_stage,
+                              diversity=settings.diversity, one_per_emoji=settings.one_per_emoji)
     return Components(metrics=metrics, recommender=recommender, load_index=load_index,
                       build_index=build_index or default_build_index(settings, model))
 

@@ -27,10 +27,11 @@ from eigml.model.interface import QueryEncoding, StickerEncoding
 from eigml.rerank import (
     agreement_candidates,
     agreement_retrieval,
-    best_first,
+    pick_hits,
     rerank,
     sticker_intention_probs,
 )
+from eigml.selection import DIVERSITY, emoji_family
 from service.encodings import encoding_rows, pack_encoding, stack_rows, unpack_encoding
 
 Stage = Literal["encode", "retrieve", "rerank"]
@@ -131,6 +132,7 @@ class LoadedIndex:
     index: SearchIndex
     packs: frozenset[str]
     row_packs: np.ndarray  # (N,) the pack of every row
+    row_families: np.ndarray  # (N,) every row's emoji family (eigml.rerank.emoji_family), None without emoji
     # with a distribution-SAMM model: every row's emotion and intention distributions (agreement retrieval)
     emotion_probs: torch.Tensor | None = None
     intention_probs: torch.Tensor | None = None
@@ -141,22 +143,34 @@ def image_url(sticker_id: str) -> str:
 
 
 def load_index_view(index: SearchIndex, model: EIGML | None = None) -> LoadedIndex:
-    row_packs = np.array([index.sticker(row).pack for row in range(len(index))], dtype=object)
+    infos = [index.sticker(row) for row in range(len(index))]
+    row_packs = np.array([info.pack for info in infos], dtype=object)
+    row_families = np.array([emoji_family(info.emoji) for info in infos], dtype=object)
     if model is None or not agreement_retrieval(model):
-        return LoadedIndex(index=index, packs=frozenset(row_packs.tolist()), row_packs=row_packs)
+        return LoadedIndex(index=index, packs=frozenset(row_packs.tolist()), row_packs=row_packs,
+                           row_families=row_families)
     stickers = index.encodings()
     return LoadedIndex(index=index, packs=frozenset(row_packs.tolist()), row_packs=row_packs,
+                       row_families=row_families,
                        emotion_probs=stickers.emotion_probs,
                        intention_probs=sticker_intention_probs(model, stickers))
 
 
 class Recommender:
+    """`diversity` and `one_per_emoji` choose the served order among the reranked candidates
+    (`eigml.rerank.diverse_first`): 0 and False give the scores' order."""
+
     def __init__(self, model: EIGML, encoder: QueryEncoderLike, index: SearchIndex, *, candidates: int = 100,
                  cache: QueryCache | None = None,
-                 on_stage: Callable[[Stage, float], None] | None = None) -> None:
+                 on_stage: Callable[[Stage, float], None] | None = None, diversity: float = DIVERSITY,
+                 one_per_emoji: bool = True) -> None:
+        if not 0.0 <= diversity <= 1.0:
+            raise ValueError(f"diversity must be in [0, 1], got {diversity}")
         self.model = model.eval()
         self.encoder = encoder
         self.candidates = candidates
+        self.diversity = diversity
+        self.one_per_emoji = one_per_emoji
         self.cache = cache
         self.on_stage = on_stage
         self._loaded = self._check(index)
@@ -291,7 +305,9 @@ class Recommender:
 
     def _result(self, loaded: LoadedIndex, queries: QueryEncoding, i: int, request: RecommendRequest,
                 rows: np.ndarray, scores: np.ndarray) -> RecommendResult:
-        order = best_first(rows, scores, request.top_k)
+        order = pick_hits(rows, scores, loaded.index.encodings().emotion_probs, queries.emotion_probs[i],
+                          loaded.row_families, request.top_k, diversity=self.diversity,
+                          one_per_emoji=self.one_per_emoji)
         hits = []
         for j in order:
             info = loaded.index.sticker(int(rows[j]))

@@ -53,7 +53,8 @@ class RecommendBody(BaseModel):
 class HitOut(BaseModel):
     sticker_id: str
     pack: str
-    score: float
+    score: float = Field(description="the model's score in (0, 1); hits come in the served order, which covers "
+                                     "the dialogue's likely emotions (STICKERS_DIVERSITY), so it need not fall")
     image_url: str
     emotion: str
     name: str | None

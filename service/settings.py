@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from eigml.selection import DIVERSITY
+
 EncoderBackend = Literal["auto", "onnx", "torch"]
 
 
@@ -40,6 +42,10 @@ class Settings(BaseSettings):
 
     # pipeline
     candidates: int = Field(default=100, ge=50, le=10_000, description="retrieved per request, then reranked")
+    diversity: float = Field(default=DIVERSITY, ge=0.0, le=1.0, description="served order's weight on covering "
+                             "the dialogue's likely emotions (eigml.rerank.diverse_first); 0: the scores' order")
+    one_per_emoji: bool = Field(default=True, description="at most one sticker of an emoji family (art styles, "
+                                "genders, skin tones) in a top k while other stickers are left")
     batch_wait_ms: float = Field(default=2.0, ge=0.0, le=5.0, description="longest wait to grow a micro-batch")
     max_batch: int = Field(default=32, ge=1, le=256)
     queue_size: int = Field(default=256, ge=1, description="requests waiting for the model; beyond it: 429")

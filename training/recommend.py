@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from eigml.dialogue import Dialogue, Turn
 from eigml.paths import Paths
+from eigml.selection import DIVERSITY
 from training.benchmarks.baselines import dialogue_key, order_by_scores
 from training.benchmarks.rank import BASELINES, CandidateScorer, RankError, load_ranker
 
@@ -54,19 +55,27 @@ def recommend(scorer: CandidateScorer, dialogue: Dialogue, sticker_ids: Sequence
 
 
 def recommend_from_index(model: EIGML, index: StickerIndex, dialogue: Dialogue, top_k: int, *,
-                         packs: Collection[str] | None = None, candidates: int = 100) -> list[Hit]:
-    """The service's path for one dialogue: retrieve `candidates` from `index`, rerank, top_k best first."""
+                         packs: Collection[str] | None = None, candidates: int = 100,
+                         diversity: float = DIVERSITY, one_per_emoji: bool = True) -> list[Hit]:
+    """The service's path for one dialogue: retrieve `candidates` from `index`, rerank, and pick top_k in the
+    served order (`eigml.rerank.pick_hits`: covering the dialogue's likely emotions, one sticker per emoji)."""
+    import numpy as np
     import torch
 
-    from eigml.rerank import best_first, rerank
+    from eigml.rerank import pick_hits, rerank
+    from eigml.selection import emoji_family
 
     with torch.inference_mode():
         queries = model.eval().encode_dialogues([dialogue])
     _, found = index.search(queries.query.numpy(), candidates, packs=packs)
     rows = found[0][found[0] >= 0]
-    scores = rerank(model, queries, index.encodings(), [rows])[0]
+    stickers = index.encodings()
+    scores = rerank(model, queries, stickers, [rows])[0]
+    families = np.array([emoji_family(index.sticker(r).emoji) for r in range(len(index))], dtype=object)
+    order = pick_hits(rows, scores, stickers.emotion_probs, queries.emotion_probs[0], families, top_k,
+                      diversity=diversity, one_per_emoji=one_per_emoji)
     return [Hit(rank=i + 1, sticker_id=index.ids[int(rows[j])], score=float(scores[j]))
-            for i, j in enumerate(best_first(rows, scores, top_k))]
+            for i, j in enumerate(order)]
 
 
 def load_model_and_index(checkpoint: Path, catalog: Catalog, index_root: Path | None, cache_dir: Path,
@@ -114,6 +123,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sticker index root built from the checkpoint (default: build one for this call)")
     parser.add_argument("--candidates", type=int, default=100,
                         help="stickers retrieved from the index before the rerank, as the service does")
+    parser.add_argument("--diversity", type=float, default=DIVERSITY,
+                        help="weight on covering the dialogue's likely emotions in the top k (0: score order), "
+                             "as the service's STICKERS_DIVERSITY")
+    parser.add_argument("--all-per-emoji", action="store_true",
+                        help="allow several stickers of one emoji (art styles, genders, skin tones) in the top k")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise SystemExit("recommend: --top-k must be at least 1")
+    if not 0.0 <= args.diversity <= 1.0:
+        raise SystemExit("recommend: --diversity must be in [0, 1]")
     cache_dir = Paths.from_env().cache_dir
     dialogue = build_dialogue(args.texts, args.lang)
     try:
@@ -143,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
                 if missing:
                     raise RankError(f"pack(s) {', '.join(missing)} are not in index {index.version}")
                 hits = recommend_from_index(model, index, dialogue, args.top_k, packs=packs,
-                                            candidates=args.candidates)
+                                            candidates=args.candidates, diversity=args.diversity,
+                                            one_per_emoji=not args.all_per_emoji)
         else:
             ranker = load_ranker(args.model, catalog, seed=args.seed, prior_data=args.prior_data, cache_dir=cache_dir)
             if not isinstance(ranker, CandidateScorer):

@@ -32,6 +32,13 @@ def make_dialogue(text: str, *earlier: str, responder: str | None = None) -> Dia
 
 @pytest.fixture
 def recommender(tiny_model: Any, torch_encoder: Any, tiny_index: Any) -> Recommender:
+    """In the scores' order (no emotion coverage, several stickers per emoji allowed), to compare with rankers."""
+    return Recommender(tiny_model, torch_encoder, tiny_index, candidates=100, diversity=0.0, one_per_emoji=False)
+
+
+@pytest.fixture
+def served(tiny_model: Any, torch_encoder: Any, tiny_index: Any) -> Recommender:
+    """With the served order's defaults (`eigml.selection`)."""
     return Recommender(tiny_model, torch_encoder, tiny_index, candidates=100)
 
 
@@ -57,16 +64,19 @@ def test_ranking_equals_eigml_ranker(recommender: Recommender, tiny_model: Any, 
         np.testing.assert_allclose([s for s, _ in got], [s for s, _ in expected], atol=2e-3)
 
 
-def test_command_line_recommend_equals_the_service(recommender: Recommender, tiny_model: Any,
-                                                   tiny_index: Any) -> None:
-    """`python -m training recommend --model CHECKPOINT` takes the service's path: the same hits, bit for bit."""
+def test_command_line_recommend_equals_the_service(served: Recommender, recommender: Recommender,
+                                                   tiny_model: Any, tiny_index: Any) -> None:
+    """`python -m training recommend --model CHECKPOINT` takes the service's path: the same hits, bit for bit,
+    in the served order and in the scores' order."""
     from training.recommend import build_dialogue, recommend_from_index
 
     for text, packs in [(TEXTS[0], None), (TEXTS[1], ["twemoji"]), (TEXTS[6], ["noto", "plain"])]:
         d = build_dialogue(["hey", text])
-        service = recommender.recommend(d, top_k=7, packs=packs)
-        cli = recommend_from_index(tiny_model, tiny_index, d, 7, packs=packs, candidates=recommender.candidates)
-        assert [(h.sticker_id, h.score) for h in service.hits] == [(h.sticker_id, h.score) for h in cli]
+        for service, options in ((served, {}), (recommender, {"diversity": 0.0, "one_per_emoji": False})):
+            hits = service.recommend(d, top_k=7, packs=packs).hits
+            cli = recommend_from_index(tiny_model, tiny_index, d, 7, packs=packs, candidates=service.candidates,
+                                       **options)
+            assert [(h.sticker_id, h.score) for h in hits] == [(h.sticker_id, h.score) for h in cli]
 
 
 def test_service_answer_is_the_core_rerank(recommender: Recommender, tiny_model: Any, tiny_index: Any) -> None:
@@ -79,6 +89,34 @@ def test_service_answer_is_the_core_rerank(recommender: Recommender, tiny_model:
     scores = rerank(tiny_model, queries, tiny_index.encodings(), [rows])[0]
     expected = [(tiny_index.ids[j], float(scores[j])) for j in best_first(rows, scores, 10)]
     assert [(h.sticker_id, h.score) for h in recommender.recommend(d, top_k=10).hits] == expected
+
+
+def test_served_order_covers_emotions_with_one_sticker_per_emoji(served: Recommender, recommender: Recommender,
+                                                                 tiny_model: Any, tiny_index: Any) -> None:
+    """The default order is `pick_hits` over the same rerank scores: no emoji twice in the top 10 (the tiny
+    catalogue has each emoji in three packs, so the scores' order repeats them), the same scores."""
+    from eigml.rerank import pick_hits, rerank
+    from eigml.selection import emoji_family
+
+    d = make_dialogue(TEXTS[3], "hey")
+    queries = tiny_model.encode_dialogues([d])
+    rows = np.arange(len(tiny_index))
+    stickers = tiny_index.encodings()
+    scores = rerank(tiny_model, queries, stickers, [rows])[0]
+    families = np.array([emoji_family(tiny_index.sticker(r).emoji) for r in rows], dtype=object)
+    order = pick_hits(rows, scores, stickers.emotion_probs, queries.emotion_probs[0], families, 10,
+                      diversity=served.diversity, one_per_emoji=True)
+    hits = served.recommend(d, top_k=10).hits
+    assert [(h.sticker_id, h.score) for h in hits] == [(tiny_index.ids[j], float(scores[j])) for j in order]
+    emoji = [f for h in hits if (f := emoji_family(h.emoji)) is not None]
+    assert len(set(emoji)) == len(emoji)
+    by_score = [f for h in recommender.recommend(d, top_k=10).hits if (f := emoji_family(h.emoji)) is not None]
+    assert len(set(by_score)) < len(by_score)
+
+
+def test_diversity_out_of_range_is_refused(tiny_model: Any, torch_encoder: Any, tiny_index: Any) -> None:
+    with pytest.raises(ValueError, match="diversity"):
+        Recommender(tiny_model, torch_encoder, tiny_index, diversity=1.5)
 
 
 def test_result_fields(recommender: Recommender, tiny_model: Any, tiny_index: Any) -> None:

@@ -1,0 +1,73 @@
+"""The served order of a dialogue's reranked stickers: cover its likely emotions, one sticker per emoji.
+
+Numpy only, so settings and clients can import it without the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+# The served order's weight on covering the dialogue's likely emotions (xQuAD's lambda; 0: the scores' order).
+# Chosen a priori (the middle of xQuAD's range), not tuned on the probe set.
+DIVERSITY = 0.5
+
+VARIATION_SELECTOR = "\ufe0f"
+SKIN_TONES = frozenset(chr(c) for c in range(0x1F3FB, 0x1F400))
+GENDER_SIGNS = ("\u200d\u2640", "\u200d\u2642")  # ZWJ + female / male sign, once U+FE0F is dropped
+
+
+def emoji_family(emoji: str | None) -> str | None:
+    """The emoji with no U+FE0F, skin tone or trailing man/woman sign: 👯‍♀️, 👯‍♂️ and 👯 are one family,
+    so are 👋🏽 and 👋. None for a sticker with no emoji."""
+    if not emoji:
+        return None
+    key = "".join(c for c in emoji if c != VARIATION_SELECTOR and c not in SKIN_TONES)
+    for sign in GENDER_SIGNS:
+        if key.endswith(sign) and len(key) > len(sign):
+            key = key[: -len(sign)]
+    return key
+
+
+def diverse_first(rows: np.ndarray, scores: np.ndarray, emotion_probs: np.ndarray, query_emotion: np.ndarray,
+                  top_k: int, *, diversity: float, families: Sequence[str | None] | None = None) -> np.ndarray:
+    """Positions into `rows`/`scores` of `top_k` picks that cover the dialogue's likely emotions.
+
+    xQuAD (Santos et al., WWW 2010) with the emotions as the query's aspects: each pick maximises
+    (1 - diversity)·score + diversity·Σ_e q(e)·p_s(e)·Π_{t picked}(1 - p_t(e)), where q is the dialogue's
+    emotion distribution (E,) and p_s a candidate's (`emotion_probs`, (K, E) aligned with `rows`). When the
+    model is sure of one emotion the picks show it; when it is torn between sadness and anger, both are shown
+    instead of five near-copies of one. With `families` (one key per candidate, None for none), a family
+    already picked is skipped while others are left (one 👯 of 👯 👯‍♀️ 👯‍♂️). diversity 0 and no families:
+    exactly the scores' order (`eigml.rerank.best_first`). Ties go to the better position in that order.
+    """
+    order = np.lexsort((rows, -np.asarray(scores)))
+    if top_k <= 0 or len(order) == 0:
+        return order[:0]
+    if diversity <= 0 and families is None:
+        return order[:top_k]
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    probs = np.asarray(emotion_probs, dtype=np.float64)
+    uncovered = np.asarray(query_emotion, dtype=np.float64).copy()
+    free = np.ones(len(order), dtype=bool)
+    picked: list[int] = []
+    seen: set[str] = set()
+    base = (1 - diversity) * np.asarray(scores, dtype=np.float64)
+    for _ in range(min(top_k, len(order))):
+        allowed = free.copy()
+        if families is not None and seen:
+            fresh = allowed & np.array([f is None or f not in seen for f in families])
+            if fresh.any():
+                allowed = fresh
+        gain = base + diversity * (probs @ uncovered) if diversity > 0 else base.copy()
+        gain[~allowed] = -np.inf
+        best = np.flatnonzero(gain == gain.max())
+        j = int(best[np.argmin(rank[best])])
+        picked.append(j)
+        free[j] = False
+        uncovered *= 1 - probs[j]
+        if families is not None and families[j] is not None:
+            seen.add(families[j])  # type: ignore[arg-type]
+    return np.asarray(picked, dtype=np.int64)

@@ -1,0 +1,66 @@
+"""The served order: xQuAD over emotions and one sticker per emoji family (eigml.selection)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eigml.selection import diverse_first, emoji_family
+
+# emotions: 0 none, 1 sadness, 2 anger (a three-emotion toy space)
+SAD, ANGRY, OBJECT = [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]
+
+
+def test_no_diversity_and_no_families_is_the_score_order() -> None:
+    rows = np.array([10, 11, 12, 13])
+    scores = np.array([0.2, 0.9, 0.5, 0.9])
+    probs = np.array([SAD, SAD, ANGRY, OBJECT])
+    got = diverse_first(rows, scores, probs, np.array([0.0, 0.5, 0.5]), 3, diversity=0.0)
+    assert got.tolist() == [1, 3, 2]  # ties by row, as best_first
+
+
+def test_a_torn_dialogue_gets_both_feelings_instead_of_copies_of_one() -> None:
+    """Five hugs score highest, but the dialogue is as likely angry as sad: an angry face makes the top 3."""
+    rows = np.arange(6)
+    scores = np.array([0.60, 0.59, 0.58, 0.57, 0.56, 0.50])
+    probs = np.array([SAD] * 5 + [ANGRY])
+    torn = np.array([0.0, 0.5, 0.5])
+    assert 5 not in diverse_first(rows, scores, probs, torn, 3, diversity=0.0).tolist()
+    assert diverse_first(rows, scores, probs, torn, 3, diversity=0.5).tolist()[:2] == [0, 5]
+
+
+def test_a_sure_dialogue_keeps_its_feeling() -> None:
+    """When the dialogue is sure it is sad, covering other emotions earns nothing: sad stickers stay on top."""
+    rows = np.arange(4)
+    scores = np.array([0.60, 0.59, 0.58, 0.50])
+    probs = np.array([SAD, SAD, SAD, ANGRY])
+    sure = np.array([0.0, 1.0, 0.0])
+    assert diverse_first(rows, scores, probs, sure, 3, diversity=0.5).tolist() == [0, 1, 2]
+
+
+def test_one_sticker_per_family_while_others_are_left() -> None:
+    rows = np.arange(4)
+    scores = np.array([0.9, 0.8, 0.7, 0.1])
+    probs = np.array([SAD, SAD, SAD, SAD])
+    q = np.array([0.0, 1.0, 0.0])
+    families = ["👯", "👯", None, "👋"]
+    assert diverse_first(rows, scores, probs, q, 3, diversity=0.0, families=families).tolist() == [0, 2, 3]
+    # fewer distinct families than top_k: the rest are filled by score
+    assert diverse_first(rows, scores, probs, q, 4, diversity=0.0,
+                         families=["a", "a", "a", "a"]).tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("top_k", [0, 1, 10])
+def test_top_k_bounds(top_k: int) -> None:
+    rows = np.arange(3)
+    got = diverse_first(rows, np.array([0.3, 0.2, 0.1]), np.array([SAD, ANGRY, OBJECT]),
+                        np.array([0.2, 0.4, 0.4]), top_k, diversity=0.5)
+    assert len(got) == min(top_k, 3) and len(set(got.tolist())) == len(got)
+
+
+def test_emoji_family_drops_gender_skin_tone_and_variation_selector() -> None:
+    assert emoji_family("👯\u200d♀️") == emoji_family("👯\u200d♂️") == emoji_family("👯") == "👯"
+    assert emoji_family("👋🏽") == "👋"
+    assert emoji_family("❤️") == "❤"
+    assert emoji_family("🧑\u200d🦼") != emoji_family("👨\u200d🦼")
+    assert emoji_family(None) is None and emoji_family("") is None
