@@ -221,17 +221,19 @@ def sticker_tagger(cfg: TrainConfig, catalog: Catalog,
     return lambda ids: tagger.tag([catalog.describe(s, "en") for s in ids])
 
 
-def sticker_intention_rows(cfg: TrainConfig, catalog: Catalog, bank: StickerBank,
-                           labels: Sequence[str]) -> torch.Tensor | None:
+def sticker_intention_rows(cfg: TrainConfig, catalog: Catalog, bank: StickerBank, labels: Sequence[str],
+                           emotion_targets: torch.Tensor, train_items: Sequence[SRSItem]) -> torch.Tensor | None:
     """(bank rows, A) intention targets of the stickers, for the default model's intention vocabulary
-    (licence data; training.data.licence_clean.sticker_intention_targets); other-pack art shares its sticker's.
-    None for the benchmarks, whose dialogue acts (inform, question, ...) no sticker tag marks."""
+    (licence data; training.data.licence_clean.sticker_intention_targets): what their tags mark, else what
+    replies of their emotion (`emotion_targets`, (bank rows, E)) do in `train_items`; other-pack art shares
+    its sticker's. None for the benchmarks, whose dialogue acts (inform, question, ...) no sticker tag marks."""
     if cfg.data.source != "licence" or not labels:
         return None
-    from training.data.licence_clean import sticker_intention_targets
+    from training.data.licence_clean import intentions_by_emotion, sticker_intention_targets
 
+    unmarked = emotion_targets[: len(bank)].double().numpy() @ intentions_by_emotion(train_items, labels)
     rows = torch.zeros(bank.features.shape[0], len(labels))
-    rows[: len(bank)] = torch.from_numpy(sticker_intention_targets(catalog, bank.ids, labels))
+    rows[: len(bank)] = torch.from_numpy(sticker_intention_targets(catalog, bank.ids, labels, unmarked))
     for row, variants in enumerate(bank.variants):
         for v in variants:
             rows[v] = rows[row]
@@ -256,7 +258,8 @@ def prepare_data(cfg: TrainConfig, paths: Paths, env: DistEnv, model: EIGML, cat
     prefixes = (cached_prefixes(train_items, model, paths.cache_dir / "prefix", progress=env.is_main)
                 if model.text_encoder.uses_prefix else None)
     return TrainingData(train_items=train_items, dev_items=dev_items, bank=bank, sticker_targets=targets,
-                        sticker_intentions=sticker_intention_rows(cfg, catalog, bank, model.intention_labels),
+                        sticker_intentions=sticker_intention_rows(cfg, catalog, bank, model.intention_labels, targets,
+                                                                  train_items),
                         pseudo_emotions=pseudo,
                         intention_index={label: i for i, label in enumerate(model.intention_labels)},
                         item_weights=class_balance_weights(train_items, cfg.data.balance_power),

@@ -158,3 +158,34 @@ def test_sticker_intentions_come_from_tags_and_the_rest_do_no_one_thing(emoji_ca
     assert by_emoji["👋"].tolist() == [0.0, 0.5, 0.5, 0.0, 0.0]  # a wave says hello and goodbye
     assert by_emoji["🙏"].argmax() == labels.index("thanks")
     assert np.allclose(by_emoji["🍕"], 0.2)  # an object does no one thing: uniform, not "inform"
+
+
+def test_a_sticker_no_tag_marks_does_what_replies_of_its_emotion_do(emoji_catalog: Path) -> None:
+    """Unmarked stickers take their row of `unmarked` (emotion × intentions_by_emotion); tags still win."""
+    from eigml.dialogue import Dialogue, Turn
+    from training.data import SRSItem
+    from training.data.licence_clean import intentions_by_emotion, sticker_intention_targets
+
+    labels = ("inform", "greeting", "farewell", "thanks", "comfort")
+
+    def item(emotion: str, act: str) -> SRSItem:
+        return SRSItem(id=f"{emotion}-{act}", lang="en", dialogue=Dialogue((Turn("A", "x"),)), candidates=("a",),
+                       answer="a", emotion=emotion, act=act)
+
+    table = intentions_by_emotion([item("sadness", "comfort")] * 8 + [item("none", "inform")] * 3, labels)
+    assert table.shape == (len(EMOTIONS), len(labels)) and np.allclose(table.sum(1), 1.0)
+    sad, none = EMOTIONS.index("sadness"), EMOTIONS.index("none")
+    assert table[sad].argmax() == labels.index("comfort")
+    assert np.allclose(table[none], 1 / len(labels))  # no feeling: does no one thing, whatever the texts say
+    assert np.allclose(table[EMOTIONS.index("fear")], 1 / len(labels))  # no fear item: smoothing only
+
+    catalog = load_catalog(emoji_catalog)
+    ids = catalog.ids()
+    feeling = np.zeros((len(ids), len(EMOTIONS)))
+    feeling[:, sad] = 1.0
+    targets = sticker_intention_targets(catalog, ids, labels, feeling @ table)
+    by_emoji = {catalog[s].emoji: row for s, row in zip(ids, targets, strict=True)}
+    assert by_emoji["🍕"].argmax() == labels.index("comfort")  # read as sad here: it comforts
+    assert by_emoji["👋"].tolist() == [0.0, 0.5, 0.5, 0.0, 0.0]  # its tags still say what it does
+    with pytest.raises(ValueError, match="shape"):
+        sticker_intention_targets(catalog, ids, labels, np.ones((2, len(labels))))

@@ -146,15 +146,24 @@ def licence_items(catalog: Catalog, *, directory: Path = DEFAULT_DIR, pack: str 
     return train, dev
 
 
-def sticker_intention_targets(catalog: Catalog, sticker_ids: Sequence[str], labels: Sequence[str]) -> np.ndarray:
+def sticker_intention_targets(catalog: Catalog, sticker_ids: Sequence[str], labels: Sequence[str],
+                              unmarked: np.ndarray | None = None) -> np.ndarray:
     """(N, A) intention targets of stickers over the model's intention `labels`: the intentions their names
-    and tags mark (👋 greeting and farewell, 🙏 thanks, 👍 agreement; training.data.intentions), else uniform.
+    and tags mark (👋 greeting and farewell, 🙏 thanks, 👍 agreement; training.data.intentions), else the
+    row of `unmarked` ((N, A), see `intentions_by_emotion`), else uniform.
 
-    Uniform says "this sticker does not do one thing": its agreement with any dialogue is the same 1/A, so
-    the intention term ranks the stickers that do what the reply does above it and those that do something
-    else below it, and never favours an arbitrary object."""
+    Uniform says "this sticker does not do one thing": its agreement with any dialogue is the same 1/A.
+    `unmarked` says what a sticker of that feeling does when sent: a crying face comforts and an angry one
+    mostly comforts or answers, so a sad face is not outranked by every hug on bad news for its intention
+    alone."""
     index = {name: i for i, name in enumerate(labels)}
-    out = np.full((len(sticker_ids), len(labels)), 1.0 / max(1, len(labels)), dtype=np.float32)
+    if unmarked is not None:
+        if unmarked.shape != (len(sticker_ids), len(labels)):
+            raise ValueError(f"unmarked has shape {unmarked.shape}, expected {(len(sticker_ids), len(labels))}")
+        out = np.array(unmarked, dtype=np.float32)
+        out /= np.maximum(out.sum(1, keepdims=True), 1e-12)
+    else:
+        out = np.full((len(sticker_ids), len(labels)), 1.0 / max(1, len(labels)), dtype=np.float32)
     for row, sticker_id in enumerate(sticker_ids):
         sticker = catalog[sticker_id]
         words = [*sticker.names.values(), *(t for tags in sticker.tags.values() for t in tags)]
@@ -165,6 +174,20 @@ def sticker_intention_targets(catalog: Catalog, sticker_ids: Sequence[str], labe
                 out[row, index[name]] = weight
             out[row] /= out[row].sum()
     return out
+
+
+def intentions_by_emotion(items: Sequence[SRSItem], labels: Sequence[str], smoothing: float = 1.0) -> np.ndarray:
+    """(E, A): how often a reply of each feeling has each intention in the training items (add-`smoothing`
+    counts, rows sum to 1). A sticker's emotion distribution times this is what it does when nothing on it
+    says: sadness comforts (0.7 in the vendored texts), surprise asks, disgust agrees. The "none" row stays
+    uniform: a flag or a jar shows no feeling and does no one thing (replies without feeling mostly inform,
+    and objects would otherwise win every plain statement)."""
+    index = {name: i for i, name in enumerate(labels)}
+    counts = np.full((len(EMOTIONS), len(labels)), smoothing, dtype=np.float64)
+    for item in items:
+        if item.emotion in EMOTION_INDEX and item.emotion != "none" and item.act in index:
+            counts[EMOTION_INDEX[item.emotion], index[item.act]] += 1
+    return (counts / counts.sum(1, keepdims=True)).astype(np.float32)
 
 
 def sticker_targets(catalog: Catalog, sticker_ids: Sequence[str], directory: Path = DEFAULT_DIR,
