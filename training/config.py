@@ -45,6 +45,9 @@ class DataConfig(_Strict):
     # 0 trains for plain R@1; toward 1 for recall averaged over classes (macro R@1, macro-F1).
     balance_power: float = Field(default=0.0, ge=0.0, le=1.0)
     pseudo_emotion_weight: float = 0.3
+    # Each step, this many sticker bank rows drawn at random (any art) also learn their emotion and intention
+    # targets, so that stickers which are rarely a candidate (🔼, 👩‍🦱) are still read right in a served index.
+    sticker_sweep: int = Field(default=0, ge=0)
 
 
 class OptimConfig(_Strict):

@@ -333,8 +333,10 @@ class Trainer:
             batch.item_weight = data.item_weights[indices]
         if data.act_weights is not None:
             batch.act_weight = data.act_weights[indices]
+        sweep = (torch.randint(0, data.bank.features.shape[0], (cfg.data.sticker_sweep,), generator=self.generator)
+                 if cfg.data.sticker_sweep else None)
         terms = self.wrapped(batch, data.bank.features, data.sticker_targets,  # named, weighted loss terms
-                             data.sticker_intentions)
+                             data.sticker_intentions, sweep)
         loss = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

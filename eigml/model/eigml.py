@@ -184,9 +184,11 @@ class EIGML(nn.Module):
 
     # ---- training -------------------------------------------------------------------------------
     def forward(self, batch: TrainingBatch, features: Tensor, sticker_targets: Tensor,
-                sticker_intentions: Tensor | None = None) -> dict[str, Tensor]:
+                sticker_intentions: Tensor | None = None, sweep_rows: Tensor | None = None) -> dict[str, Tensor]:
         """Named, weighted loss terms for one batch; `features` are the bank's backbone tokens,
-        `sticker_targets` (rows, E) and `sticker_intentions` (rows, A; optional) their label distributions."""
+        `sticker_targets` (rows, E) and `sticker_intentions` (rows, A; optional) their label distributions.
+        `sweep_rows` (optional) are more bank rows whose emotion and intention losses count with the batch's
+        candidates (stickers that are rarely a candidate still learn their labels)."""
         w = self.config.weights
         out = self.encode_tokens(batch.tokens, batch.last_turns)
         used, inverse = torch.unique(batch.candidate_rows, return_inverse=True)
@@ -207,14 +209,20 @@ class EIGML(nn.Module):
             ce = F.cross_entropy(out["intention_logits"][has_act], batch.act[has_act], reduction="none")
             act_weight = batch.act_weight[has_act] if batch.act_weight is not None else torch.ones_like(ce)
             terms["intention"] = w.intention * (ce * act_weight).sum() / act_weight.sum()
-        row_targets = sticker_targets[used]
+        rows, emotion, intention = used, stickers.emotion, stickers.intention
+        if sweep_rows is not None and len(sweep_rows):
+            swept = self.encode_stickers(features[sweep_rows])
+            rows = torch.cat([used, sweep_rows])
+            emotion = torch.cat([emotion, swept.emotion])
+            intention = torch.cat([intention, swept.intention])
+        row_targets = sticker_targets[rows]
         labelled = row_targets.sum(dim=1) > 0
         if labelled.any():
-            logits = self.emotion_head(stickers.emotion[labelled])
+            logits = self.emotion_head(emotion[labelled])
             terms["sticker_emotion"] = w.sticker_emotion * soft_cross_entropy(logits, row_targets[labelled]).mean()
         if self.intention_head is not None and sticker_intentions is not None:
-            logits = self.sticker_intention_logits(stickers.intention)
-            terms["sticker_intention"] = w.sticker_intention * soft_cross_entropy(logits, sticker_intentions[used]).mean()
+            logits = self.sticker_intention_logits(intention)
+            terms["sticker_intention"] = w.sticker_intention * soft_cross_entropy(logits, sticker_intentions[rows]).mean()
         for name, value in out.items():
             if name.startswith("aux_"):
                 terms[name[4:]] = w.eiks * value

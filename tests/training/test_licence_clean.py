@@ -120,9 +120,13 @@ def test_default_config_trains_on_licence_data_and_serves_intentions(
     """configs/default.yaml end to end on tiny data: e5 encoder, distribution SAMM, the intention vocabulary."""
     from eigml.checkpoint import load_checkpoint
     from eigml.dialogue import Dialogue, Turn
+    from eigml.model.eigml import EIGML
     from training.__main__ import main
 
     monkeypatch.setenv("STICKERS_CACHE_DIR", str(cache_dir))
+    encoded: list[int] = []  # rows per encode_stickers call: the sticker sweep encodes its 128 rows apart
+    encode = EIGML.encode_stickers
+    monkeypatch.setattr(EIGML, "encode_stickers", lambda self, f: encoded.append(len(f)) or encode(self, f))
     code = main(["train", "--config", "configs/default.yaml", "--out-dir", str(tmp_path / "run"),
                  "--data.catalog", str(emoji_catalog), "--data.licence_dir", str(texts_dir),
                  "--data.style_packs", "[]", "--optim.max_steps", "2", "--optim.batch_size", "8",
@@ -130,6 +134,7 @@ def test_default_config_trains_on_licence_data_and_serves_intentions(
     assert code == 0
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert "sticker_intention" in history["train"][-1]  # stickers learn their tags' intentions
+    assert encoded.count(128) == 2  # one sticker sweep per step (configs/default.yaml: sticker_sweep 128)
     model = load_checkpoint(tmp_path / "run" / "best", models_dir=cache_dir / "models")
     assert model.config.text.name_or_path == "e5-small" and model.config.samm.similarity == "distribution"
     assert set(model.intention_labels) == {"greeting", "inform"}  # the acts its training texts carry
