@@ -149,3 +149,40 @@ def test_export_command_refuses_a_folder_that_is_not_a_checkpoint(tmp_path: Path
     with pytest.raises(SystemExit, match="export: .*not an EIGML checkpoint"):
         main(["export", "--model", str(tmp_path), "--out", str(tmp_path / "query.onnx")])
     assert not (tmp_path / "query.onnx").exists()
+
+
+def test_int8_export_keeps_the_version_is_smaller_and_stays_close(tiny_checkpoint: Path, cache_dir: Path,
+                                                                  onnx_file: Path, tmp_path: Path) -> None:
+    """`export --int8`: the text encoder's weight MatMuls become int8 (the heads stay float32), the file
+    loads under the same model version, and the retrieval vector stays near PyTorch's."""
+    import onnx
+
+    from training.__main__ import main
+
+    model = load_checkpoint(tiny_checkpoint, models_dir=cache_dir / "models")  # not the module's, patched above
+
+    out = tmp_path / "query.int8.onnx"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STICKERS_CACHE_DIR", str(cache_dir))
+        assert main(["export", "--model", str(tiny_checkpoint), "--out", str(out), "--int8"]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+    proto = onnx.load(str(out), load_external_data=False)
+    ops = {n.op_type for n in proto.graph.node}
+    assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops
+    assert export.text_encoder_matmuls(onnx.load(str(onnx_file), load_external_data=False))
+    assert out.stat().st_size < onnx_file.stat().st_size
+    got, want = QueryEncoder(model, out, threads=1).encode(DIALOGUES), torch_encoding(model, DIALOGUES)
+    assert max_differences(want, got)["query"] > 0  # not the float32 graph
+    assert torch.nn.functional.cosine_similarity(got.query, want.query).min() > 0.98
+
+
+def test_int8_export_over_its_tolerance_leaves_nothing(tiny_checkpoint: Path, cache_dir: Path,
+                                                       tmp_path: Path) -> None:
+    from training.__main__ import main
+
+    out = tmp_path / "query.int8.onnx"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STICKERS_CACHE_DIR", str(cache_dir))
+        with pytest.raises(SystemExit, match="int8 graph"):
+            main(["export", "--model", str(tiny_checkpoint), "--out", str(out), "--int8", "--int8-min-cosine", "1"])
+    assert list(tmp_path.iterdir()) == []
