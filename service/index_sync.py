@@ -116,6 +116,7 @@ class IndexSync:
 
         backoff = 0.1
         while True:
+            _raise_if_cancelling()
             client = aioredis.Redis.from_url(self.url, socket_connect_timeout=self.timeout_seconds,
                                              socket_keepalive=True, **self.auth)
             pubsub = client.pubsub()
@@ -145,6 +146,7 @@ class IndexSync:
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True,
                                                timeout=min(self.retry_seconds, self.health_check_seconds))
+            _raise_if_cancelling()
             now = loop.time()
             if message is not None:
                 heard, ping_sent = now, None
@@ -179,6 +181,16 @@ class IndexSync:
             self.metrics.sync_errors.inc()
             return
         self._wanted = None
+
+
+def _raise_if_cancelling() -> None:
+    """Raise CancelledError when this task was asked to stop. A library's read timeout can swallow the
+    cancellation: in CPython 3.11, an `asyncio.timeout` that expires as the task is cancelled turns the
+    CancelledError into its TimeoutError, redis-py answers "no message", and without this check the
+    listener would go on forever while shutdown waits for it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _text(value: Any) -> str:

@@ -366,8 +366,52 @@ class FreezableProxy:
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
 
 
-# Deselected by default: once, in a fresh clone, the app's shutdown hung behind the frozen connection
-# (a listener thread blocked on the silent socket), past the 600 s test timeout. `make test-all` runs it.
+def test_a_cancellation_swallowed_by_a_read_timeout_still_stops_the_listener() -> None:
+    """CPython 3.11: when redis-py's read timeout (asyncio.timeout) expires as shutdown cancels the listener,
+    the CancelledError becomes a timeout and get_message answers "no message". The listener must stop anyway
+    (it went on forever, and the app's shutdown waited on it: about 1 run in 5 of the test below)."""
+    from service.index_sync import IndexSync
+
+    class SwallowingPubSub:
+        swallowed = 0
+
+        async def get_message(self, ignore_subscribe_messages: bool, timeout: float) -> None:
+            try:
+                await asyncio.sleep(timeout)
+            except asyncio.CancelledError:
+                if self.swallowed:  # only the first: the test must not hang before the fix
+                    raise
+                self.swallowed += 1
+            return None
+
+        async def ping(self, message: str) -> bool:
+            return True
+
+    class Client:
+        async def get(self, key: str) -> None:
+            return None
+
+    async def on_version(version: str) -> None:
+        raise AssertionError("no version is announced")
+
+    async def main() -> tuple[bool, int]:
+        sync = IndexSync("redis://127.0.0.1:1/0", "t:", ServiceMetrics(), health_check_seconds=0.05,
+                         retry_seconds=0.05)
+        pubsub = SwallowingPubSub()
+        task = asyncio.create_task(sync._receive(Client(), pubsub, on_version))
+        await asyncio.sleep(0.12)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)
+        stopped = task in done and task.cancelled()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return stopped, pubsub.swallowed
+
+    assert run(main()) == (True, 1)
+
+
+# Deselected by default (7 s, a real Redis behind a freezing proxy; `make test-all` runs it). Its shutdown
+# used to hang about one run in five: the test above is that cause, fixed.
 @pytest.mark.slow
 def test_a_silent_subscription_is_noticed_and_reconnected(
         make_settings: Callable[..., Any], make_components: Callable[..., Any], own_index_root: Path,
