@@ -30,8 +30,9 @@ test -w "$DATA" || { say "cannot write $DATA (uid $(id -u)); mount a volume owne
 started=$(date +%s)
 say "make ${targets[*]} into $DATA: catalogue (npm), default model (trained on the catalogue once per model" \
     "version: minutes to an hour on a few CPU cores), index, ONNX query encoder. Progress follows."
-# progress bars redraw with carriage returns, which container logs only show at the next newline
-make "${make_args[@]}" "${targets[@]}" 2>&1 | tr '\r' '\n'
+# progress bars redraw with carriage returns, which container logs only show at the next newline; tr
+# writing to a pipe would buffer 4 KB at a time (minutes of progress), so it is made line-buffered
+make "${make_args[@]}" "${targets[@]}" 2>&1 | stdbuf -oL tr '\r' '\n'
 
 mkdir -p "$DATA/serving"
 link catalog "$(value CATALOG)"
