@@ -1,6 +1,14 @@
 """How each FAISS option scales: 1M clustered unit vectors at the model's dimension (256).
 
     python bench/index_scale.py [--count 1000000] [--dim 256] [--nlist 4096] [--out docs/performance.md]
+    python bench/index_scale.py --real INDEX_ROOT --model CHECKPOINT [--noise 0.5] ...   (real-like vectors)
+
+Synthetic (default): random cluster centres with wide noise, a worst case (no low-dimensional structure).
+Real-like (`--real`): the served index's own sticker vectors (CURRENT's visual.npy) replicated to --count,
+each copy moved by Gaussian noise (--noise, relative to the unit vector's norm), so the 1M points have the
+structure of the model's sticker space; the queries are real dialogue vectors (the probe set's dialogues and
+licence-clean texts, encoded by --model), as the service searches with. Its results go between their own
+markers (index-real), beside the synthetic section.
 
 For each option: build time (training on a sample), memory (serialized index bytes and the process RSS
 growth), p50/p99 latency of single-query search, and recall@100 against exact (Flat) search on held-out
@@ -23,11 +31,13 @@ import faiss
 import numpy as np
 
 from eigml.markdown import replace_section
-from index.ann import new_index, search_parameters
+from index.ann import DEFAULT_EF_SEARCH, MIN_NPROBE, NPROBE_FRACTION, new_index, search_parameters
 from index.evaluate import clustered_unit_vectors, exact_search, neighbor_recall_at_k
 from index.store import SearchSettings
 
 START, END = "<!-- index-scale:start -->", "<!-- index-scale:end -->"
+REAL_START, REAL_END = "<!-- index-real:start -->", "<!-- index-real:end -->"
+REPO = Path(__file__).resolve().parents[1]
 K = 100
 
 
@@ -109,12 +119,63 @@ def measure(name: str, index: faiss.Index, settings: list[SearchSettings], build
     return rows
 
 
+def real_like_vectors(visual: np.ndarray, count: int, noise: float, seed: int = 0) -> np.ndarray:
+    """(count, D) unit rows: the rows of `visual` repeated in turn, each copy moved by Gaussian noise of norm
+    about `noise` (1.0 would put a copy ~45 degrees from its sticker)."""
+    rng = np.random.default_rng(seed)
+    n, dim = visual.shape
+    out = np.empty((count, dim), dtype=np.float32)
+    step = 100_000
+    for start in range(0, count, step):
+        rows = np.arange(start, min(count, start + step)) % n
+        block = visual[rows] + rng.standard_normal((len(rows), dim)).astype(np.float32) * np.float32(noise / np.sqrt(dim))
+        out[start:start + len(rows)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def dialogue_queries(model_dir: Path, count: int) -> np.ndarray:
+    """Retrieval vectors of real dialogues: the probe set, then licence-clean texts, encoded by the model."""
+    import gzip
+    import json
+
+    import torch
+
+    from eigml.checkpoint import load_checkpoint
+    from eigml.dialogue import Dialogue, Turn
+    from eigml.paths import Paths
+
+    dialogues = []
+    for line in (REPO / "probes" / "dialogues.jsonl").read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        dialogues.append(Dialogue(tuple(Turn(t["speaker"], t["text"]) for t in item["dialogue"]), item["responder"]))
+    with gzip.open(REPO / "data" / "licence_clean" / "texts.jsonl.gz", "rt", encoding="utf-8") as f:
+        for line in f:
+            if len(dialogues) >= count:
+                break
+            item = json.loads(line)
+            dialogues.append(Dialogue((Turn("A", item["text"]),), "B"))
+    model = load_checkpoint(model_dir, Paths.from_env().cache_dir / "models").eval()  # the converted encoder `make` cached
+    with torch.inference_mode():
+        parts = [model.encode_dialogues(dialogues[i:i + 64]).query for i in range(0, len(dialogues), 64)]
+    return np.ascontiguousarray(torch.cat(parts).numpy(), dtype=np.float32)
+
+
+def dataset(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors, queries) for the run: synthetic clusters, or the real-like replication of an index."""
+    if args.real is None:
+        data = clustered_unit_vectors(args.count + args.queries, args.dim, clusters=args.clusters, seed=0)
+        return data[: args.count], data[args.count:]
+    from index.store import read_version
+
+    visual = np.ascontiguousarray(read_version(args.real).arrays.visual, dtype=np.float32)
+    args.dim, args.stickers = visual.shape[1], len(visual)
+    return real_like_vectors(visual, args.count, args.noise), dialogue_queries(args.model, args.queries)
+
+
 def run(args: argparse.Namespace) -> list[Row]:
     faiss.omp_set_num_threads(args.threads)
     t0 = time.perf_counter()
-    data = clustered_unit_vectors(args.count + args.queries, args.dim, clusters=args.clusters, seed=0)
-    vectors, queries = data[: args.count], data[args.count:]
-    del data
+    vectors, queries = dataset(args)
     rng = np.random.default_rng(1)
     train = vectors[np.sort(rng.choice(args.count, min(args.count, args.train), replace=False))]
     timed = queries[: args.timed]
@@ -140,8 +201,8 @@ def run(args: argparse.Namespace) -> list[Row]:
         del index
     del ivf_flat
     if "hnsw" in options:
-        index, seconds, rss = build("HNSW32", vectors, train, args.niter)
-        rows += measure("HNSW32", index, [SearchSettings(ef_search=e) for e in args.ef_search],
+        index, seconds, rss = build(f"HNSW{args.hnsw_m}", vectors, train, args.niter)
+        rows += measure(f"HNSW{args.hnsw_m}", index, [SearchSettings(ef_search=e) for e in args.ef_search],
                         seconds, rss, queries, timed, exact)
         del index
     print(f"total {time.perf_counter() - t0:.1f} s", file=sys.stderr)
@@ -150,12 +211,20 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 def render(rows: list[Row], args: argparse.Namespace, argv: list[str], seconds: float, load: float) -> str:
     command = " ".join(["python bench/index_scale.py", *argv])
+    if args.real is not None:
+        what = (f"{args.count:,} real-like unit vectors: the {args.stickers:,} sticker vectors of the index at "
+                f"`{args.real}` (dim {args.dim}) each repeated about {args.count // args.stickers:,} times with "
+                f"Gaussian noise of relative norm {args.noise:g}; queries: {args.queries:,} real dialogue vectors "
+                f"(probe set and licence-clean texts encoded by `{args.model}`); ")
+    else:
+        what = (f"{args.count:,} clustered unit vectors (dim {args.dim}, {args.clusters:,} clusters), "
+                f"{args.queries:,} held-out queries; ")
     lines = [
-        START,
-        "## Index at scale (synthetic)",
+        REAL_START if args.real is not None else START,
+        "## Index at scale (real-like vectors)" if args.real is not None else "## Index at scale (synthetic)",
         "",
-        f"`{command}` — {args.count:,} clustered unit vectors (dim {args.dim}, {args.clusters:,} clusters), "
-        f"recall@{K} against exact search on {args.queries:,} held-out queries, latency of single-query search "
+        f"`{command}` — {what}"
+        f"recall@{K} against exact search, latency of single-query search "
         f"on one FAISS thread ({args.timed} queries; {args.timed_flat} for Flat). IVF k-means: {args.niter} iterations on a "
         f"{args.train:,}-vector sample (PQ codebooks: {args.pq_train:,}). Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
         f"{args.threads} FAISS threads for building, load average {load:.2f} at the start, faiss {faiss.__version__}; "
@@ -169,8 +238,8 @@ def render(rows: list[Row], args: argparse.Namespace, argv: list[str], seconds: 
                      f"{r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.recall:.3f} |")
     lines += ["", "\\* IVF-PQ reuses the IVF-Flat centroids, so its build time excludes k-means. "
               "Build and RSS are per option, not per query setting. The index's documented query defaults "
-              f"(index/ann.py) are nprobe = max(32, nlist / 32) = {max(32, args.nlist // 32)} here and "
-              "efSearch = 256.", END]
+              f"(index/ann.py) are nprobe = max({MIN_NPROBE}, nlist / {NPROBE_FRACTION}) = "
+              f"{min(args.nlist, max(MIN_NPROBE, args.nlist // NPROBE_FRACTION))} here and efSearch = {DEFAULT_EF_SEARCH}.", REAL_END if args.real is not None else END]
     return "\n".join(lines)
 
 
@@ -191,11 +260,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--options", default="flat,ivf,ivfpq,hnsw")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--hnsw-m", type=int, default=32, help="HNSW links per node")
+    parser.add_argument("--real", type=Path, help="index root: replicate its sticker vectors (real-like)")
+    parser.add_argument("--model", type=Path, help="with --real: the checkpoint that encodes the query dialogues")
+    parser.add_argument("--noise", type=float, default=0.5, help="with --real: relative noise of each copy")
     parser.add_argument("--out", type=Path, default=Path("docs/performance.md"))
     args = parser.parse_args(argv)
+    if args.real is not None and args.model is None:
+        parser.error("--real needs --model (the query dialogues are encoded by it)")
     start, load = time.perf_counter(), os.getloadavg()[0]
     rows = run(args)
-    replace_section(args.out, render(rows, args, argv, time.perf_counter() - start, load), START, END,
+    markers = (REAL_START, REAL_END) if args.real is not None else (START, END)
+    replace_section(args.out, render(rows, args, argv, time.perf_counter() - start, load), *markers,
                     "# Performance")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

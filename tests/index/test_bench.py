@@ -28,3 +28,27 @@ def test_index_scale_bench_writes_its_section(tmp_path: Path) -> None:
     recall = {(o, s): float(r) for o, s, r in rows}
     assert recall[("Flat", "exact")] == 1.0 and recall[("IVF16,Flat", "nprobe=16")] == 1.0  # all lists: exact
     assert recall[("IVF16,Flat", "nprobe=4")] < 1.0
+
+
+def test_real_like_vectors_are_noisy_copies_of_the_stickers() -> None:
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("index_scale", REPO / "bench" / "index_scale.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["index_scale"] = bench  # its dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(123)  # not the bench's noise seed (0)
+    stickers = rng.standard_normal((7, 32)).astype(np.float32)
+    stickers /= np.linalg.norm(stickers, axis=1, keepdims=True)
+    vectors = bench.real_like_vectors(stickers, 70, noise=0.3)
+    assert vectors.shape == (70, 32) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # row i is a copy of sticker i % 7: nearest to it, near but not equal
+    similarity = vectors @ stickers.T
+    assert (similarity.argmax(1) == np.arange(70) % 7).all()
+    own = similarity[np.arange(70), np.arange(70) % 7]
+    assert (own > 0.9).all() and (own < 0.9999).all()
+    assert len({tuple(np.round(v, 4)) for v in vectors}) == 70  # every copy differs
