@@ -104,15 +104,23 @@ def build(factory: str, vectors: np.ndarray, train: np.ndarray, niter: int,
     return index, time.perf_counter() - start, rss_mib() - before
 
 
+def refine_parameters(index: faiss.Index, settings: SearchSettings, k_factor: float) -> faiss.SearchParameters:
+    """IVF-PQ fast-scan with exact re-ranking: nprobe for the coarse lists, k_factor * k codes re-scored."""
+    base = search_parameters(faiss.downcast_index(index).base_index, settings)
+    return faiss.IndexRefineSearchParameters(k_factor=k_factor, base_index_params=base)
+
+
 def measure(name: str, index: faiss.Index, settings: list[SearchSettings], build_s: float, rss: float,
-            queries: np.ndarray, timed: np.ndarray, exact: np.ndarray) -> list[Row]:
+            queries: np.ndarray, timed: np.ndarray, exact: np.ndarray, k_factor: float | None = None) -> list[Row]:
     index_mib = len(faiss.serialize_index(index)) / 2**20
     rows = []
     for s in settings:
-        params = search_parameters(index, s)
+        params = search_parameters(index, s) if k_factor is None else refine_parameters(index, s, k_factor)
         _, found = index.search(queries, K, params=params)
         p50, p99 = latencies_ms(lambda q, p=params: index.search(q, K, params=p), timed)
         label = (f"nprobe={s.nprobe}" if s.nprobe else f"efSearch={s.ef_search}" if s.ef_search else "exact")
+        if k_factor is not None:
+            label += f", k_factor={k_factor:g}"
         rows.append(Row(name, label, build_s, index_mib, rss, p50, p99, neighbor_recall_at_k(found, exact, K)))
         print(f"{name:16s} {label:12s} build {build_s:7.1f} s  index {index_mib:8.1f} MiB  rss +{rss:7.1f} MiB  "
               f"p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  recall@{K} {rows[-1].recall:.4f}", file=sys.stderr, flush=True)
@@ -188,7 +196,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         rows += measure("Flat", index, [SearchSettings()], seconds, rss, queries, queries[: args.timed_flat], exact)
         del index
     ivf_flat = None
-    if "ivf" in options or "ivfpq" in options:
+    if options & {"ivf", "ivfpq", "ivfpqfs"}:
         ivf_flat, seconds, rss = build(f"IVF{args.nlist},Flat", vectors, train, args.niter)
         if "ivf" in options:
             rows += measure(f"IVF{args.nlist},Flat", ivf_flat, [SearchSettings(nprobe=n) for n in args.nprobe],
@@ -198,6 +206,13 @@ def run(args: argparse.Namespace) -> list[Row]:
                                     quantizer_from=ivf_flat)
         rows += measure(f"IVF{args.nlist},PQ32*", index, [SearchSettings(nprobe=n) for n in args.nprobe],
                         seconds, rss, queries, timed, exact)
+        del index
+    if "ivfpqfs" in options:  # 4-bit PQ codes scanned with SIMD, then the shortlist re-scored exactly
+        factory = f"IVF{args.nlist},PQ{args.dim // 4}x4fs,RFlat"
+        index, seconds, rss = build(factory, vectors, train, args.niter, quantizer_from=ivf_flat)
+        for k_factor in args.k_factor:
+            rows += measure(factory, index, [SearchSettings(nprobe=n) for n in args.nprobe], seconds, rss, queries,
+                            timed, exact, k_factor=k_factor)
         del index
     del ivf_flat
     if "hnsw" in options:
@@ -258,9 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--niter", type=int, default=10, help="k-means iterations (IVF and PQ)")
     parser.add_argument("--nprobe", type=int, nargs="+", default=[16, 64, 128])
     parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256])
-    parser.add_argument("--options", default="flat,ivf,ivfpq,hnsw")
+    parser.add_argument("--options", default="flat,ivf,ivfpq,hnsw", help="any of flat,ivf,ivfpq,ivfpqfs,hnsw")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--hnsw-m", type=int, default=32, help="HNSW links per node")
+    parser.add_argument("--k-factor", type=float, nargs="+", default=[4, 64],
+                        help="ivfpqfs: shortlist re-scored exactly, x k")
     parser.add_argument("--real", type=Path, help="index root: replicate its sticker vectors (real-like)")
     parser.add_argument("--model", type=Path, help="with --real: the checkpoint that encodes the query dialogues")
     parser.add_argument("--noise", type=float, default=0.5, help="with --real: relative noise of each copy")

@@ -52,3 +52,16 @@ def test_real_like_vectors_are_noisy_copies_of_the_stickers() -> None:
     own = similarity[np.arange(70), np.arange(70) % 7]
     assert (own > 0.9).all() and (own < 0.9999).all()
     assert len({tuple(np.round(v, 4)) for v in vectors}) == 70  # every copy differs
+
+
+def test_index_scale_bench_measures_refined_fast_scan_pq(tmp_path: Path) -> None:
+    out = tmp_path / "performance.md"
+    command = [sys.executable, "bench/index_scale.py", "--count", "3000", "--clusters", "30", "--nlist", "16",
+               "--queries", "50", "--timed", "10", "--train", "3000", "--nprobe", "2", "16", "--options", "ivfpqfs",
+               "--k-factor", "4", "--threads", "1", "--out", str(out)]
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=300)
+    rows = re.findall(r"^\| (\S+) \| ([^|]+) \|.*\| ([0-9.]+) \|$", out.read_text(), re.M)
+    assert [(o, s.strip()) for o, s, _ in rows] == [("IVF16,PQ64x4fs,RFlat", "nprobe=2, k_factor=4"),
+                                                   ("IVF16,PQ64x4fs,RFlat", "nprobe=16, k_factor=4")]
+    recall = [float(r) for _, _, r in rows]
+    assert recall[1] > 0.99 and recall[0] < recall[1]  # every list, re-scored exactly: near exact
