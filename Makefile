@@ -39,6 +39,9 @@ INDEX ?= $(STICKERS_CACHE_DIR)/index/default-$(MODEL_KEY)
 # For packs with drawn text, `make index OCR=auto` (or on) reads it once per image and caches it.
 OCR ?= off
 PORT ?= 8000
+# Two model workers of one thread each: on 2 cores, 1.8x the throughput under load of one worker with one
+# thread, the same latency for a lone client (bench/latency.py, docs/performance.md). workers x threads ~ cores.
+WORKERS ?= 2
 
 index: model
 	test -f $(INDEX)/CURRENT || $(PY) -m index build --model $(MODEL) --catalog $(CATALOG) --out $(INDEX) --ocr $(OCR)
@@ -60,7 +63,7 @@ run: index onnx
 	@echo "  curl -s http://127.0.0.1:$(PORT)/recommend -H 'content-type: application/json' \\"
 	@echo "    -d '{\"dialogue\": [{\"speaker\": \"A\", \"text\": \"I failed my driving test again\"}], \"top_k\": 5}'"
 	@echo
-	$(PY) -m service --model $(MODEL) --index $(INDEX) --catalog $(CATALOG) --port $(PORT) --threads 1
+	$(PY) -m service --model $(MODEL) --index $(INDEX) --catalog $(CATALOG) --port $(PORT) --threads 1 --workers $(WORKERS)
 
 serve: run
 

@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -222,6 +223,8 @@ class QueryEncoder:
         elif backend != "torch":
             raise ValueError(f"unknown backend {backend!r}; expected 'auto', 'onnx' or 'torch'")
         self.backend = backend
+        # a fast tokenizer raises "Already borrowed" when two threads use it at once (service workers)
+        self._tokenize_lock = threading.Lock()
 
     def encode(self, dialogues: Sequence[Dialogue]) -> QueryEncoding:
         """Same fields and shapes as `EIGML.encode_dialogues` (float32 CPU tensors)."""
@@ -230,7 +233,8 @@ class QueryEncoder:
         if self.session is None:
             with torch.inference_mode():
                 return self.model.encode_dialogues(dialogues)
-        tokens = self.model.text_encoder.tokenize(dialogues)
+        with self._tokenize_lock:
+            tokens = self.model.text_encoder.tokenize(dialogues)
         outputs = self.session.run(list(OUTPUT_NAMES), {name: tokens[name].numpy() for name in INPUT_NAMES})
         values = dict(zip(OUTPUT_NAMES, (torch.from_numpy(o) for o in outputs), strict=True))
         return QueryEncoding(query=values["query"], emotion_probs=values["emotion_probs"],

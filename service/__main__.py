@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="port (STICKERS_PORT, default 8000)")
     parser.add_argument("--encoder-backend", choices=["auto", "onnx", "torch"], help="STICKERS_ENCODER_BACKEND")
     parser.add_argument("--threads", type=int, help="torch / ONNX Runtime threads (STICKERS_THREADS)")
+    parser.add_argument("--workers", type=int, help="model worker threads (STICKERS_WORKERS, default 1)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="STICKERS_LOG_LEVEL")
 
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(settings.threads)  # process-wide, so set here, once
         # one FAISS search over a few thousand vectors is faster single-threaded than paying OpenMP's sync
         faiss.omp_set_num_threads(settings.threads)
-    # one process per replica: the model worker batches across requests; scale with replicas, not workers
+    # one process per replica: the model workers (threads) batch across requests; not uvicorn workers
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
                 access_log=False, workers=1)
     return 0

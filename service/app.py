@@ -105,7 +105,7 @@ def _start(state: ServiceState, components: Components) -> None:
         components.recommender.recommend_many, max_batch=settings.max_batch,
         wait_seconds=settings.batch_wait_ms / 1000, queue_size=settings.queue_size,
         retry_after_seconds=settings.retry_after_seconds, metrics=state.metrics,
-        queue_timeout_seconds=settings.queue_timeout_seconds)
+        queue_timeout_seconds=settings.queue_timeout_seconds, workers=settings.workers)
     batcher.start()
     indexes = IndexManager(settings.index, components.recommender, components.load_index, components.build_index,
                            state.metrics, on_published=sync.publish if sync is not None else None)

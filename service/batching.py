@@ -1,8 +1,9 @@
-"""Micro-batching with load shedding: concurrent requests share one model call, in one worker thread.
+"""Micro-batching with load shedding: concurrent requests share one model call, in `workers` worker threads.
 
 `submit` puts a request on a bounded queue (full: `Overloaded` at once, a 429 with Retry-After) and awaits
-its result. One asyncio task takes what is queued, up to `max_batch`, and runs `process(batch)` in a
-single-thread executor, never on the event loop. It waits up to `wait_seconds` for a batch to grow only
+its result. Each of `workers` asyncio tasks (default 1) takes what is queued, up to `max_batch`, and runs
+`process(batch)` in an executor thread of its own, never on the event loop; with two or more, a batch is
+computed while the next one is gathered and started on another core (`process` must be thread-safe). It waits up to `wait_seconds` for a batch to grow only
 when the previous batch held more than one request: under load that gathers bigger batches, and a lone
 client (concurrency 1) never pays the wait. A batch that raises is retried one request at a time, so one
 bad request fails alone.
@@ -42,8 +43,11 @@ class _Pending(Generic[T, R]):
 class MicroBatcher(Generic[T, R]):
     def __init__(self, process: Callable[[Sequence[T]], list[R]], *, max_batch: int, wait_seconds: float,
                  queue_size: int, retry_after_seconds: int, metrics: ServiceMetrics,
-                 queue_timeout_seconds: float = 5.0, max_restarts: int = 100) -> None:
+                 queue_timeout_seconds: float = 5.0, max_restarts: int = 100, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
         self.process = process
+        self.workers = workers
         self.max_batch = max_batch
         self.wait_seconds = wait_seconds
         self.retry_after_seconds = retry_after_seconds
@@ -51,25 +55,28 @@ class MicroBatcher(Generic[T, R]):
         self.max_restarts = max_restarts
         self.metrics = metrics
         self._queue: asyncio.Queue[_Pending[T, R]] = asyncio.Queue(maxsize=queue_size)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
-        self._task: asyncio.Task[None] | None = None
-        self._in_thread: asyncio.Future[list[R | Exception]] | None = None  # the batch being computed
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy: set[asyncio.Task[None]] = set()  # workers with a batch in their thread
         self._stopping = False
-        self._delivered = asyncio.Event()
         self._restarts = 0
-        self._last_size = 0
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
-        self._task.add_done_callback(self._on_worker_done)
+        self._tasks = [self._spawn() for _ in range(self.workers)]
+
+    def _spawn(self) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
+        task.add_done_callback(self._on_worker_done)
+        return task
 
     @property
     def alive(self) -> bool:
-        """Whether the worker is running (readiness: a replica whose worker is gone cannot answer)."""
-        return self._task is not None and not self._task.done() and not self._stopping
+        """Whether every worker is running (readiness: a replica whose worker is gone cannot answer)."""
+        return bool(self._tasks) and all(not t.done() for t in self._tasks) and not self._stopping
 
     def _on_worker_done(self, task: asyncio.Task[None]) -> None:
-        if self._stopping or task is not self._task:
+        self._busy.discard(task)
+        if self._stopping or task not in self._tasks:
             return
         error = None if task.cancelled() else task.exception()
         log.error("the model worker died (%r)", error)
@@ -78,22 +85,19 @@ class MicroBatcher(Generic[T, R]):
             return
         self._restarts += 1
         self.metrics.worker_restarts.inc()
-        self.start()
+        self._tasks[self._tasks.index(task)] = self._spawn()
 
     async def stop(self) -> None:
-        """Stop taking batches, let the batch in the thread finish and deliver its results, then fail what
-        is still queued (503) and shut the thread down."""
+        """Stop taking batches, let the batches in the threads finish and deliver their results, then fail
+        what is still queued (503) and shut the threads down."""
         self._stopping = True
-        if self._in_thread is not None and self._task is not None and not self._task.done():
-            self._delivered.clear()
-            # the worker sets it once the batch's results are handed out (or it dies: then it is done)
-            delivered = asyncio.ensure_future(self._delivered.wait())
-            await asyncio.wait({delivered, self._task}, return_when=asyncio.FIRST_COMPLETED)
-            delivered.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        busy = [t for t in self._tasks if t in self._busy and not t.done()]
+        if busy:  # a busy worker delivers its batch, sees `_stopping` and returns (or dies: then it is done)
+            await asyncio.wait(busy)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         while not self._queue.empty():
             pending = self._queue.get_nowait()
             if not pending.future.done():
@@ -115,10 +119,13 @@ class MicroBatcher(Generic[T, R]):
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
+        assert me is not None
+        last_size = 0
         while not self._stopping:
             batch = [await self._queue.get()]
             batch += self._drain(self.max_batch - len(batch))
-            if self._last_size > 1 and self.wait_seconds > 0:
+            if last_size > 1 and self.wait_seconds > 0:
                 deadline = time.perf_counter() + self.wait_seconds
                 while len(batch) < self.max_batch and (left := deadline - time.perf_counter()) > 0:
                     try:
@@ -128,20 +135,21 @@ class MicroBatcher(Generic[T, R]):
                     batch += self._drain(self.max_batch - len(batch))
             self.metrics.queue_depth.set(self._queue.qsize())
             live = self._live(batch)
-            self._last_size = len(live)
+            last_size = len(live)
             if not live:
                 continue
             self.metrics.batch_size.observe(len(live))
-            self._in_thread = loop.run_in_executor(self._executor, self._process_isolated, [p.item for p in live])
+            self._busy.add(me)
             try:
-                outcomes = await asyncio.shield(self._in_thread)
+                in_thread = loop.run_in_executor(self._executor, self._process_isolated, [p.item for p in live])
+                outcomes = await asyncio.shield(in_thread)
             except BaseException as error:  # the worker itself dies (or is cancelled): fail its batch, not hang it
                 for pending in live:
                     if not pending.future.done():
                         pending.future.set_exception(RuntimeError(f"the model worker died: {error!r}"))
                 raise
             finally:
-                self._in_thread = None
+                self._busy.discard(me)
             for pending, outcome in zip(live, outcomes, strict=True):
                 if pending.future.done():
                     continue
@@ -149,7 +157,6 @@ class MicroBatcher(Generic[T, R]):
                     pending.future.set_exception(outcome)
                 else:
                     pending.future.set_result(outcome)
-            self._delivered.set()
 
     def _live(self, batch: list[_Pending[T, R]]) -> list[_Pending[T, R]]:
         """The requests still worth computing: not cancelled (caller gone), not past their deadline."""

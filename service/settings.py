@@ -48,6 +48,8 @@ class Settings(BaseSettings):
                                 "genders, skin tones) in a top k while other stickers are left")
     batch_wait_ms: float = Field(default=2.0, ge=0.0, le=5.0, description="longest wait to grow a micro-batch")
     max_batch: int = Field(default=32, ge=1, le=256)
+    workers: int = Field(default=1, ge=1, le=64, description="model worker threads, each computing one micro-batch "
+                         "at a time (with `threads` intra-op threads each); workers x threads ~ cores")
     queue_size: int = Field(default=256, ge=1, description="requests waiting for the model; beyond it: 429")
     retry_after_seconds: int = Field(default=1, ge=1)
     queue_timeout_seconds: float = Field(default=5.0, gt=0.0, description="a request still queued after this "

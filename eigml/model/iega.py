@@ -9,6 +9,17 @@ Patches come either per candidate, (B, K, T, D) with a (B, K, T) padding mask, o
 the batch, (N, T, D) with a (N, T) mask and `candidates` (B, K) indexing it. With a bank, the key/value
 projections run once per distinct candidate sticker instead of once per (dialogue, candidate) pair.
 Masks follow nn.MultiheadAttention: True marks padding. Every candidate needs one unpadded patch.
+
+At inference (eval mode, a shared bank) the same numbers come from a cheaper order of operations, because the
+rerank scores every retrieved candidate once per request:
+- attention in patch space: a head's score q·(W_k p + b_k) is (W_kᵀ q)·p plus a constant that softmax
+  ignores, and its output Σ_t w_t (W_v p_t + b_v) is W_v (Σ_t w_t p_t) + b_v. So the query is moved into
+  patch space once per dialogue and the key/value projections of T patches per candidate (2·T·D² multiply-adds)
+  become one projection of the pooled patches per query (Q·D²);
+- the fusion's LayerNorm + first Linear split by input: W·LN(x) = (A x − μ A·1)/σ + W β + b with A = W·diag(γ),
+  and A x is a per-dialogue part (the query and dialogue vectors) plus a per-candidate part; μ and σ come from
+  the parts' sums and sums of squares.
+`tests/core/test_iega.py` holds both to the training-mode computation.
 """
 
 from __future__ import annotations
@@ -61,6 +72,8 @@ class IEGAHead(nn.Module):
         """
         if candidates is None:
             return self._attend_per_candidate(queries, patches, patch_mask)
+        if not self.training:
+            return self._attend_patch_space(queries, patches, patch_mask, candidates)
         return self._attend_bank(queries, patches, patch_mask, candidates)
 
     def _attend_per_candidate(self, queries: Tensor, patches: Tensor,
@@ -94,6 +107,55 @@ class IEGAHead(nn.Module):
         attended = torch.einsum("bkhqt,bkhte->bkqhe", dropped, values).reshape(b, k, -1, d)
         return self.attention.out_proj(attended), weights.mean(dim=2)
 
+    def _attend_patch_space(self, queries: Tensor, bank: Tensor, bank_mask: Tensor | None,
+                            candidates: Tensor) -> tuple[Tensor, Tensor]:
+        """`_attend_bank` without dropout, with the key/value projections moved to the query side."""
+        b, k = candidates.shape
+        _, t, d = bank.shape
+        h, nq = self.config.heads, queries.shape[1]
+        dh = d // h
+        w, bias = self.attention.in_proj_weight, self.attention.in_proj_bias
+        q = F.linear(queries, w[:d], bias[:d] if bias is not None else None).reshape(b, nq, h, dh)
+        # (B, h*Q, D): each head's query in patch space; the key bias adds a constant per query: dropped
+        q_patch = torch.einsum("bqhe,hed->bhqd", q, w[d:2 * d].reshape(h, dh, d)).reshape(b, h * nq, d)
+        patches = bank[candidates]  # (B, K, T, D)
+        scores = torch.bmm(patches.reshape(b, k * t, d), q_patch.transpose(1, 2)) / math.sqrt(dh)  # (B, K*T, h*Q)
+        scores = scores.reshape(b, k, t, h * nq).transpose(2, 3)  # (B, K, h*Q, T)
+        if bank_mask is not None:
+            scores = scores.masked_fill(bank_mask[candidates][:, :, None, :], float("-inf"))
+        weights = scores.softmax(dim=-1)
+        pooled = torch.bmm(weights.reshape(b * k, h * nq, t), patches.reshape(b * k, t, d))  # (B*K, h*Q, D)
+        values = torch.einsum("nhqd,hed->nqhe", pooled.reshape(b * k, h, nq, d), w[2 * d:].reshape(h, dh, d))
+        if bias is not None:  # the weights sum to one, so the value bias passes through unchanged
+            values = values + bias[2 * d:].reshape(h, dh)
+        attended = self.attention.out_proj(values.reshape(b, k, nq, d))
+        return attended, weights.reshape(b, k, h, nq, t).mean(dim=2)
+
+    def _fuse_split(self, q: Tensor, context: Tensor, attended: Tensor, visual: Tensor) -> Tensor:
+        """The fusion MLP in eval mode with its LayerNorm + first Linear split into a per-dialogue part
+        ((B, D) queries q[:, 0], q[:, 1] and context) and a per-candidate part; equal to `fusion(cat(...))`."""
+        norm, first, act, _, last = self.fusion
+        assert isinstance(norm, nn.LayerNorm) and isinstance(first, nn.Linear)
+        d = context.shape[-1]
+        blocks = (first.weight * norm.weight).split(d, dim=1)  # A = W·diag(γ), one (H, D) block per input
+        per_dialogue = [0, 1, 5]  # positions in the training-mode concatenation (see forward)
+        per_pair = [2, 3, 4] + ([6, 7, 8] if self.config.interactions else [])
+        x_d = torch.cat([q[:, 0], q[:, 1], context], dim=-1)  # (B, 3D)
+        pair = [attended[:, :, 0], attended[:, :, 1], visual]
+        if self.config.interactions:
+            pair += [context[:, None] * visual, q[:, None, 0] * attended[:, :, 0], q[:, None, 1] * attended[:, :, 1]]
+        x_p = torch.cat(pair, dim=-1)  # (B, K, nD)
+        n = d * (len(per_dialogue) + len(per_pair))
+        mean = (x_d.sum(-1)[:, None] + x_p.sum(-1)) / n  # (B, K)
+        var = ((x_d * x_d).sum(-1)[:, None] + (x_p * x_p).sum(-1)) / n - mean * mean
+        a_d = torch.cat([blocks[i] for i in per_dialogue], dim=1)
+        a_p = torch.cat([blocks[i] for i in per_pair], dim=1)
+        hidden = (x_d @ a_d.T)[:, None] + x_p @ a_p.T  # (B, K, H) = A x
+        a_sum = a_d.sum(1) + a_p.sum(1)
+        hidden = ((hidden - mean[..., None] * a_sum) * torch.rsqrt(var.clamp_min(0) + norm.eps)[..., None]
+                  + first.weight @ norm.bias + first.bias)
+        return last(act(hidden)).squeeze(-1)
+
     def forward(self, *, intention: Tensor, emotion: Tensor, dialogue: Tensor, visual: Tensor,
                 patches: Tensor | None = None, patch_mask: Tensor | None = None,
                 candidates: Tensor | None = None) -> Tensor:
@@ -103,6 +165,8 @@ class IEGAHead(nn.Module):
         queries = torch.stack([intention, emotion], dim=1)  # (B, 2, D)
         attended, _ = self.attend(queries, patches, patch_mask, candidates)  # (B, K, 2, D)
         k = visual.shape[1]
+        if not self.training:
+            return self._fuse_split(queries, dialogue, attended, visual)
         q = queries[:, None].expand(-1, k, -1, -1)
         context = dialogue[:, None].expand(-1, k, -1)
         features = [q[:, :, 0], q[:, :, 1], attended[:, :, 0], attended[:, :, 1], visual, context]

@@ -97,3 +97,43 @@ def test_config_rejects_unknown_kind_and_bad_heads():
         IEGAHead(MatchingConfig(heads=3), D)
     with pytest.raises(ValueError):
         _head()(**_dialogue())
+
+
+def _training_mode_logits(head: IEGAHead, inputs: dict, **kwargs) -> torch.Tensor:
+    """The training-mode computation (key/value projections per sticker, one fused concatenation) with
+    dropout off: what the eval-mode shortcuts must equal."""
+    for module in head.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    head.attention.dropout = 0.0
+    head.train()
+    try:
+        return head(**inputs, **kwargs)
+    finally:
+        head.eval()
+
+
+@pytest.mark.parametrize("interactions", [True, False])
+def test_eval_shortcuts_equal_the_training_computation(interactions):
+    """Patch-space attention and the split fusion give the logits the plain computation gives, with
+    non-trivial LayerNorm affine terms, padding, biases and repeated candidates."""
+    head = _head(interactions=interactions, dropout=0.0)
+    with torch.no_grad():
+        norm = head.fusion[0]
+        norm.weight.copy_(1 + 0.5 * torch.randn_like(norm.weight))
+        norm.bias.copy_(0.3 * torch.randn_like(norm.bias))
+        head.attention.in_proj_bias.copy_(0.2 * torch.randn_like(head.attention.in_proj_bias))
+    bank = 2 * torch.randn(N, T, D) + 0.5
+    bank_mask = torch.zeros(N, T, dtype=torch.bool)
+    bank_mask[3, 2:] = True
+    candidates = torch.tensor([[2, 3, 3], [5, 0, 3]])
+    inputs = _dialogue(2)
+    with torch.no_grad():
+        fast = head(**inputs, patches=bank, patch_mask=bank_mask, candidates=candidates)
+        slow = _training_mode_logits(head, inputs, patches=bank, patch_mask=bank_mask, candidates=candidates)
+        queries = torch.randn(B, 2, D)
+        _, w_fast = head.attend(queries, bank, bank_mask, candidates)
+        _, w_slow = head._attend_bank(queries, bank, bank_mask, candidates)
+    torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(w_fast, w_slow, rtol=1e-5, atol=1e-6)
+    assert (w_fast[0, 1, :, 2:] == 0).all() and (w_fast[1, 2, :, 2:] == 0).all()  # sticker 3's padding

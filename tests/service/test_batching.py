@@ -108,3 +108,40 @@ def test_a_failing_request_fails_alone() -> None:
     results = asyncio.run(main())
     assert results[:2] == [11, 12] and results[3] == 14
     assert isinstance(results[2], ValueError)
+
+
+def test_two_workers_compute_two_batches_at_once_and_stop_cleanly() -> None:
+    """With workers=2 a second batch starts while the first is still in its thread; stop delivers both."""
+    release = threading.Event()
+    running: list[int] = []
+    lock = threading.Lock()
+
+    def process(items):  # type: ignore[no-untyped-def]
+        with lock:
+            running.append(len(items))
+        release.wait(5)
+        return [i * 10 for i in items]
+
+    async def main() -> tuple[int, list[int]]:
+        batcher = make(process, max_batch=1, wait_seconds=0.0, workers=2)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit(1))
+        second = asyncio.ensure_future(batcher.submit(2))
+        for _ in range(200):  # both batches in their threads at the same time
+            if len(running) == 2:
+                break
+            await asyncio.sleep(0.01)
+        concurrent = len(running)
+        release.set()
+        stopping = asyncio.ensure_future(batcher.stop())
+        results = list(await asyncio.gather(first, second))
+        await stopping
+        return concurrent, results
+
+    concurrent, results = asyncio.run(main())
+    assert concurrent == 2 and results == [10, 20]
+
+
+def test_workers_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="workers"):
+        make(lambda items: list(items), workers=0)

@@ -164,7 +164,7 @@ def test_readyz_says_503_when_the_worker_is_gone(make_app: Callable[..., Any]) -
         batcher.max_restarts = 0
 
         async def kill() -> None:
-            batcher._task.cancel()
+            batcher._tasks[0].cancel()
             await asyncio.sleep(0.05)
 
         client.portal.call(kill)
