@@ -179,6 +179,8 @@ Each keeps its licence; attribution as the licences ask:
 | Simplified Chinese Multi-Emotion Dialogue Dataset, github.com/zzhdbw/DLNU-NLP-2025 @49adfb7f | all rows | MIT (original) / Apache-2.0 (this copy), as stated on the dataset cards | the dataset's original authors |
 | CPED (Chen et al., arXiv:2205.14727), github.com/scutcyr/CPED @1e4b81c2, valid split | utterances with emotion and dialogue act, with up to 3 context turns | Apache-2.0 | © SCUT, Chen Yirong et al. |
 | EmoTag1200 (Shoeb & de Melo, EMNLP 2020), github.com/abushoeb/EmoTag @37d27757 | data/EmoTag1200-scores.csv | MIT, © 2019 Abu Shoeb | |
+| kaomoji-dataset 1.0.6 (PyPI), its emoticons' `emotion` / `intent` facets and `keywords` (en, zh) | 226 single words whose emoticons agree on one emotion or intent (`kaomoji_words.jsonl`, built by `scripts/vendor_kaomoji_words.py`) | CC BY 4.0 | kaomoji-dataset and the sources it merges: see `kaomoji-dataset-NOTICE.txt` (its NOTICE, copied whole) |
+| Authored reply dialogues (`authored_replies.jsonl`, not built by the script) | 166 short dialogues (83 en, 83 zh) written by this project, each labelled with what the *listener* feels and does in reply ("I spilled coffee on your laptop" -> anger): the appraisal no published set labels. Kept apart from the probe set (a test checks that no dialogue overlaps a probe turn) | CC0 1.0 | none needed |
 
 Caveats from the sources: the text of XED and CPED is third-party subtitle / TV-script text (the grants
 cover the annotations); XED's Chinese labels are projections from English, not native annotation.

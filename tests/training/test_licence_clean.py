@@ -194,3 +194,76 @@ def test_a_sticker_no_tag_marks_does_what_replies_of_its_emotion_do(emoji_catalo
     assert by_emoji["👋"].tolist() == [0.0, 0.5, 0.5, 0.0, 0.0]  # its tags still say what it does
     with pytest.raises(ValueError, match="shape"):
         sticker_intention_targets(catalog, ids, labels, np.ones((2, len(labels))))
+
+
+def test_authored_replies_carry_the_listeners_appraisal_and_stay_apart_from_the_probe(
+        emoji_catalog: Path, texts_dir: Path, tmp_path: Path) -> None:
+    """The authored dialogues (CC0, this project's) label what the listener feels, cover both languages, are
+    seen REPEAT["authored"] times in training (never in dev), and share no dialogue with the probe set."""
+    import re
+
+    from training.data.emotion_taggers import EnglishTagger
+    from training.data.licence_clean import AUTHORED, REPEAT
+
+    rows = [json.loads(line) for line in (DEFAULT_DIR / AUTHORED).read_text(encoding="utf-8").splitlines()]
+    assert {r["lang"] for r in rows} == {"en", "zh"} and {r["source"] for r in rows} == {"authored"}
+    assert {r["emotion"] for r in rows} == set(EMOTIONS)
+    spilled = next(r for r in rows if r["text"].startswith("I spilled coffee all over your laptop"))
+    assert spilled["emotion"] == "anger"  # the writer is sorry; the listener is angry
+    assert "CC0" in (DEFAULT_DIR / "NOTICE.md").read_text()
+
+    def words(text: str) -> set[str]:
+        return set(re.findall(r"[a-z']+|[\u4e00-\u9fff]", text.lower()))
+
+    probes = [json.loads(line) for line in (Path(__file__).resolve().parents[2] / "probes" / "dialogues.jsonl")
+              .read_text(encoding="utf-8").splitlines() if line.strip()]
+    probe_turns = [words(t["text"]) for p in probes for t in p["dialogue"]]
+    for r in rows:
+        mine = words(r["text"])
+        overlap = max(len(mine & other) / max(1, len(mine | other)) for other in probe_turns)
+        assert overlap < 0.5, (r["text"], overlap)
+
+    # repetition: a copy of the texts dir with two authored rows, one forced into dev by a tiny dev share
+    shutil.copytree(texts_dir, tmp_path / "lc")
+    (tmp_path / "lc" / AUTHORED).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[:2]),
+                                            encoding="utf-8")
+    catalog = load_catalog(emoji_catalog)
+    train, dev = licence_items(catalog, directory=tmp_path / "lc", dev_share=0.0, tag=EnglishTagger().tag)
+    assert not dev and sum(i.id == rows[0]["id"] for i in train) == REPEAT["authored"]
+
+
+def test_kaomoji_words_name_feelings_and_goodbyes_in_both_languages() -> None:
+    from training.data.licence_clean import KAOMOJI_WORDS
+
+    rows = {(r["lang"], r["text"]): r for r in map(json.loads, (DEFAULT_DIR / KAOMOJI_WORDS).read_text(
+        encoding="utf-8").splitlines())}
+    assert rows[("zh", "气死")]["emotion"] == "anger" and rows[("en", "furious")]["emotion"] == "anger"
+    assert rows[("zh", "拜拜")]["intention"] == "farewell" and rows[("en", "thanks")]["intention"] == "thanks"
+    assert ("en", "coffee") not in rows and ("zh", "刀") not in rows  # subjects, not feelings
+    assert {r["source"] for r in rows.values()} == {"kaomoji"}
+    notice = (DEFAULT_DIR / "NOTICE.md").read_text()
+    assert "kaomoji-dataset" in notice and (DEFAULT_DIR / "kaomoji-dataset-NOTICE.txt").is_file()
+
+
+def test_kaomoji_words_keeps_pure_common_words_only(tmp_path: Path) -> None:
+    """The vendoring rule: a word joins when its emoticons agree on one emotion or intent; a word on
+    emoticons of mixed feelings, a rare word and a subject word stay out; "bye" is a farewell."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "vendor_kaomoji_words", Path(__file__).resolve().parents[2] / "scripts" / "vendor_kaomoji_words.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = ([{"emotion": ["angry"], "intent": [], "keywords": {"en": ["furious", "sparkle"], "zh": ["气死"]}}] * 20
+            + [{"emotion": ["happy"], "intent": [], "keywords": {"en": ["sparkle", "yay"], "zh": []}}] * 20
+            + [{"emotion": ["happy"], "intent": [], "subject": ["food"], "keywords": {"en": ["coffee"]}}] * 20
+            + [{"emotion": [], "intent": ["greeting"], "keywords": {"en": ["bye", "hello"], "zh": ["拜拜"]}}] * 20
+            + [{"emotion": ["sad"], "intent": [], "keywords": {"en": ["rare"]}}] * 3)
+    src = tmp_path / "kaomoji.jsonl.gz"
+    with gzip.open(src, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    got = {(r["lang"], r["text"]): (r["emotion"], r["intention"]) for r in module.words(src)}
+    assert got == {("en", "furious"): ("anger", "inform"), ("zh", "气死"): ("anger", "inform"),
+                   ("en", "yay"): ("happiness", "inform"), ("en", "bye"): ("none", "farewell"),
+                   ("en", "hello"): ("none", "greeting"), ("zh", "拜拜"): ("none", "farewell")}

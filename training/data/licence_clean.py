@@ -38,9 +38,26 @@ FEELING_CATEGORIES = ("smileys-emotion", "people-body")
 EMOJI_FEELINGS = {"🖕": "anger"}
 
 
-def load_texts(directory: Path = DEFAULT_DIR) -> list[dict]:
+AUTHORED = "authored_replies.jsonl"  # this project's own dialogues, labelled with the replier's appraisal
+KAOMOJI_WORDS = "kaomoji_words.jsonl"  # emotion and intention words (en, zh), scripts/vendor_kaomoji_words.py
+# small sets among ~17,700 texts: each of their training rows is seen this many times an epoch
+REPEAT = {"authored": 4, "kaomoji": 10}
+
+
+def load_texts(directory: Path = DEFAULT_DIR, *, extra: bool = True) -> list[dict]:
+    """The vendored texts, then (when present and `extra`) two small sets of our own making:
+    - the authored reply dialogues: what a listener feels about something said or done to them ("I spilled
+      coffee on your laptop" -> anger), which none of the published sets labels (they label the writer's
+      own feeling);
+    - single emotion and intention words in both languages from kaomoji-dataset's keywords ("气死" anger,
+      "拜拜" farewell), which the sentence-level sets teach only loosely."""
     with gzip.open(Path(directory) / "texts.jsonl.gz", "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        rows = [json.loads(line) for line in f if line.strip()]
+    for name in (AUTHORED, KAOMOJI_WORDS) if extra else ():
+        path = Path(directory) / name
+        if path.is_file():
+            rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows
 
 
 def emotag_emotions(directory: Path = DEFAULT_DIR) -> dict[str, np.ndarray]:
@@ -142,7 +159,10 @@ def licence_items(catalog: Catalog, *, directory: Path = DEFAULT_DIR, pack: str 
         item = SRSItem(id=record["id"], lang=record["lang"],
                        dialogue=Dialogue(turns, responder=responder, lang=record["lang"]),
                        candidates=tuple(candidates), answer=answer, emotion=emotion, act=intention)
-        (dev if _is_dev(record["id"], dev_share) else train).append(item)
+        if _is_dev(record["id"], dev_share):
+            dev.append(item)
+        else:
+            train += [item] * REPEAT.get(record.get("source", ""), 1)
     return train, dev
 
 
