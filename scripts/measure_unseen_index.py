@@ -2,6 +2,9 @@
 
   python scripts/measure_unseen_index.py --work /tmp/unseen-index [--text 64] [--anim-dir DIR]
 
+--text beyond the pack's 192 stickers renders the same phrases again at other sizes (a new image each, with
+words on every one: the costliest case for OCR), e.g. --text 1000 for the issue's 1,000-sticker pack.
+
 Trains the tiny test checkpoint (3 steps, real DINOv2 backbone) so no benchmark data is needed; the figures
 are about indexing cost, not ranking quality.
 """
@@ -24,7 +27,13 @@ from index.build import build_index, update_index  # noqa: E402
 from index.store import read_version  # noqa: E402
 from tests.conftest import make_tiny_catalog, make_tiny_srs  # noqa: E402
 from training.__main__ import main as training_main  # noqa: E402
-from training.text_pack import build_text_pack, find_cjk_font, render_text_sticker, text_stickers  # noqa: E402
+from training.text_pack import (  # noqa: E402
+    SIZE_PX,
+    build_text_pack,
+    find_cjk_font,
+    render_text_sticker,
+    text_stickers,
+)
 
 
 def timed(step: str, results: dict, root: Path, call) -> None:  # type: ignore[no-untyped-def]
@@ -34,6 +43,22 @@ def timed(step: str, results: dict, root: Path, call) -> None:  # type: ignore[n
     results[step] = {"seconds": round(time.perf_counter() - started, 1), "stickers": m.count,
                      "embedded": m.embedded, "reused": m.reused, "ocr_read": m.ocr_read}
     print(step, results[step], file=sys.stderr)
+
+
+def add_variants(pack_dir: Path, font: Path, count: int) -> None:
+    """`count` more stickers in `pack_dir`: the pack's phrases and looks rendered at other sizes."""
+    meta = json.loads((pack_dir / "pack.json").read_text(encoding="utf-8"))
+    base = list(text_stickers())
+    added = 0
+    for size in (s for s in range(224, 512, 16) if s != SIZE_PX):  # the pack itself is SIZE_PX
+        for sticker in base:
+            if added == count:
+                break
+            stem = f"{sticker.stem}-{size}"
+            render_text_sticker(sticker.text, font, sticker.style, size_px=size).save(pack_dir / f"{stem}.png")
+            meta["stickers"][stem] = {**meta["stickers"][sticker.stem]}
+            added += 1
+    (pack_dir / "pack.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 def main() -> None:
@@ -48,6 +73,8 @@ def main() -> None:
     font = find_cjk_font()
     assert font is not None, "no CJK font"
     build_text_pack(catalog_dir / "text", font, limit=args.text)
+    if args.text > 192:
+        add_variants(catalog_dir / "text", font, args.text - 192)
     packs = ["text"]
     if args.anim_dir is not None:
         shutil.copytree(args.anim_dir, catalog_dir / "anim")
