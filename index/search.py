@@ -9,7 +9,7 @@ Filters (packs, excluded stickers) never search everything and then drop hits bl
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,15 @@ from index.ann import deserialize, search_parameters, supports_selector
 from index.store import Manifest, PackRecord, StoredVersion, read_version
 
 EXACT_CUTOFF = 20_000  # exact search over 20k x 256 floats takes ~1 ms a query on one core
+
+
+def shown_emotion(probs: np.ndarray, labels: Sequence[str]) -> str:
+    """The emotion a sticker shows: its most likely one, or "none" when no emotion stands out (its top
+    probability under 1.5x uniform: objects are trained to a uniform distribution, whose argmax is noise)."""
+    top = int(np.argmax(probs))
+    if "none" in labels and float(probs[top]) < 1.5 / len(labels):
+        return "none"
+    return labels[top]
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ class StickerIndex:
         if not 0 <= row < len(self):
             raise IndexError(f"row {row} is outside index version {self.version} ({len(self)} stickers)")
         s = self._stickers[row]
-        emotion = self.manifest.emotion_labels[int(np.argmax(self._arrays.emotion_probs[row]))]
+        emotion = shown_emotion(self._arrays.emotion_probs[row], self.manifest.emotion_labels)
         return StickerInfo(id=s.id, pack=s.pack, name=s.name, emoji=s.emoji,
                            image_path=self.catalog_root / s.image, emotion=emotion)
 

@@ -210,7 +210,7 @@ def build_model(cfg: TrainConfig, paths: Paths, train_items: list[SRSItem]) -> E
 def sticker_tagger(cfg: TrainConfig, catalog: Catalog,
                    tagger: EmotionTagger | None) -> Callable[[Sequence[str]], np.ndarray] | None:
     """Emotion targets of stickers that answer no training item: the licence-clean labels for the default
-    model (stickers without a feeling get "none"), else the tagger's reading of their English tags."""
+    model (stickers without a feeling get a uniform row), else the tagger's reading of their English tags."""
     if cfg.data.source == "licence":
         from training.data.licence_clean import DEFAULT_DIR, sticker_targets
 
@@ -231,7 +231,10 @@ def sticker_intention_rows(cfg: TrainConfig, catalog: Catalog, bank: StickerBank
         return None
     from training.data.licence_clean import intentions_by_emotion, sticker_intention_targets
 
-    unmarked = emotion_targets[: len(bank)].double().numpy() @ intentions_by_emotion(train_items, labels)
+    emotions = emotion_targets[: len(bank)].double().numpy()
+    unmarked = emotions @ intentions_by_emotion(train_items, labels)
+    flat = emotions.max(1) - emotions.min(1) < 1e-6  # no feeling (objects): does no one thing either
+    unmarked[flat] = 1.0 / len(labels)
     rows = torch.zeros(bank.features.shape[0], len(labels))
     rows[: len(bank)] = torch.from_numpy(sticker_intention_targets(catalog, bank.ids, labels, unmarked))
     for row, variants in enumerate(bank.variants):

@@ -131,3 +131,14 @@ def test_bad_requests(built_root: Path) -> None:
     with pytest.raises(IndexStoreError, match="no index version"):
         load_index(built_root, "000042-0000000000")
     assert load_index(built_root, index.version).version == index.version
+
+
+def test_a_sticker_with_no_standout_feeling_shows_none() -> None:
+    from index.search import shown_emotion
+
+    labels = ("none", "like", "happiness", "sadness", "anger", "fear", "disgust", "surprise")
+    flat = np.full(8, 1 / 8)
+    flat[4] += 0.01  # an object's near-uniform row: its argmax is noise
+    assert shown_emotion(flat, labels) == "none"
+    sad = np.array([0.1, 0.05, 0.05, 0.5, 0.1, 0.1, 0.05, 0.05])
+    assert shown_emotion(sad, labels) == "sadness"

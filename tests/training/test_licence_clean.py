@@ -95,7 +95,7 @@ def test_sticker_emotions_come_from_emotag_and_objects_feel_nothing(emoji_catalo
     assert "🖕" in by_emoji["anger"]  # its tags say only "finger, hand": it must not pass for a wave
     targets = sticker_targets(catalog, ids)
     pizza = ids.index(next(s for s in ids if catalog[s].emoji == "🍕"))
-    assert targets[pizza].tolist() == [1.0] + [0.0] * (len(EMOTIONS) - 1)  # "none"
+    assert np.allclose(targets[pizza], 1 / len(EMOTIONS))  # no feeling: agrees with every dialogue alike
 
 
 def test_items_answer_with_a_sticker_of_the_texts_emotion(emoji_catalog: Path, texts_dir: Path) -> None:

@@ -212,11 +212,16 @@ def intentions_by_emotion(items: Sequence[SRSItem], labels: Sequence[str], smoot
 
 def sticker_targets(catalog: Catalog, sticker_ids: Sequence[str], directory: Path = DEFAULT_DIR,
                     tag: Callable[[Sequence[str]], np.ndarray] | None = None) -> np.ndarray:
-    """(N, E) emotion targets of stickers: their licence-clean label, else "none" (objects, flags and
-    symbols show no feeling), so that no sticker's emotion is left to chance in a served index."""
+    """(N, E) emotion targets of stickers: their licence-clean label, else uniform (objects, flags and
+    symbols show no feeling), so that no sticker's emotion is left to chance in a served index.
+
+    Uniform, not "none": SAMM adds the agreement of the dialogue's and the sticker's emotion distributions,
+    and a dialogue the model is unsure of gives "none" its largest share, so objects trained to read "none"
+    with confidence filled the top 5 of every uncertain dialogue (docs/results.md, 2026-12-07). A uniform
+    sticker agrees with every dialogue by the same 1/E: objects are then ranked by what they match (the
+    topic), and the stickers that show "none" (😐, 👍) keep it."""
     labels = sticker_emotions(catalog, sticker_ids, directory, tag)
-    out = np.zeros((len(sticker_ids), len(EMOTIONS)), dtype=np.float32)
-    out[:, EMOTION_INDEX["none"]] = 1.0
+    out = np.full((len(sticker_ids), len(EMOTIONS)), 1.0 / len(EMOTIONS), dtype=np.float32)
     for i, sticker_id in enumerate(sticker_ids):
         if sticker_id in labels:
             out[i] = labels[sticker_id]
