@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "catalog": ("training.catalog_build", "build the default sticker catalogue from the npm emoji packs"),
     "catalog-styles": ("training.style_packs", "build opt-in art-style packs (Fluent, blobmoji, EmojiOne)"),
+    "augment-packs": ("training.augment_packs", "redraw a pack in other looks (outline, gray) for style training"),
     "text-pack": ("training.text_pack", "render an emotion-labelled pack of en/zh text stickers"),
     "rank": ("training.benchmarks.rank", "rank every item's candidates with a model or baseline"),
     "evaluate": ("training.benchmarks.evaluation", "score a predictions file against a benchmark file"),
