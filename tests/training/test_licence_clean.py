@@ -40,6 +40,10 @@ EMOJI = {
     "🚗": ("automobile", ["car"], "travel-places"),
     "👋": ("waving hand", ["wave", "hello", "bye"], "people-body"),
     "🖕": ("middle finger", ["finger", "hand", "middle"], "people-body"),
+    "👉": ("backhand index pointing right", ["backhand", "finger", "hand", "index", "point"], "people-body"),
+    "💥": ("collision", ["boom", "collide", "comic", "explode"], "smileys-emotion"),
+    "👍": ("thumbs up", ["+1", "good", "hand", "thumb", "up", "yes"], "people-body"),
+    "💏": ("kiss", ["couple", "date", "heart", "kiss", "love", "romance"], "people-body"),
 }
 
 
@@ -96,6 +100,31 @@ def test_sticker_emotions_come_from_emotag_and_objects_feel_nothing(emoji_catalo
     targets = sticker_targets(catalog, ids)
     pizza = ids.index(next(s for s in ids if catalog[s].emoji == "🍕"))
     assert np.allclose(targets[pizza], 1 / len(EMOTIONS))  # no feeling: agrees with every dialogue alike
+
+
+def test_only_faces_and_stickers_that_do_something_read_none_and_scenes_feel_nothing(emoji_catalog: Path) -> None:
+    """EmoTag1200 rates 👉 and 💥 as showing no emotion, like 😐 and 👍. Trained to read "none", pointers and
+    symbols agreed best with every dialogue the model was unsure of; a picture of a couple answered thanks.
+    Both now get the uniform row of stickers with no feeling, and the couple marks no intention."""
+    from training.data.licence_clean import depicts_people, sticker_intention_targets
+
+    catalog = load_catalog(emoji_catalog)
+    ids = catalog.ids()
+    by_emoji = {catalog[s].emoji: s for s in ids}
+    labels = sticker_emotions(catalog, ids)
+    none = EMOTIONS.index("none")
+    assert labels[by_emoji["😐"]].argmax() == none  # a neutral face shows "none"
+    assert labels[by_emoji["👍"]].argmax() == none  # and a thumbs up (it agrees) may too
+    for emoji in ("👉", "💥", "💏"):
+        assert by_emoji[emoji] not in labels, emoji
+    targets = sticker_targets(catalog, ids)
+    for emoji in ("👉", "💥", "💏"):
+        assert np.allclose(targets[ids.index(by_emoji[emoji])], 1 / len(EMOTIONS)), emoji
+    assert depicts_people(catalog[by_emoji["💏"]]) and not depicts_people(catalog[by_emoji["👋"]])
+    intents = ("inform", "affection", "agreement")
+    rows = sticker_intention_targets(catalog, ids, intents)
+    assert np.allclose(rows[ids.index(by_emoji["💏"])], 1 / 3)  # "kiss, love, heart" mark no affection here
+    assert rows[ids.index(by_emoji["👍"])].argmax() == intents.index("agreement")
 
 
 def test_items_answer_with_a_sticker_of_the_texts_emotion(emoji_catalog: Path, texts_dir: Path) -> None:

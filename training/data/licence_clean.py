@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eigml.catalog import Catalog
+from eigml.catalog import Catalog, Sticker
 from eigml.dialogue import Dialogue, Turn
 from eigml.labels import EMOTION_INDEX, EMOTIONS
 from training.data import SRSItem
@@ -33,6 +33,28 @@ DEFAULT_DIR = Path(__file__).resolve().parents[2] / "data" / "licence_clean"  # 
 PLUTCHIK_TO_EMOTION = {"anger": "anger", "disgust": "disgust", "fear": "fear", "joy": "happiness",
                        "sadness": "sadness", "surprise": "surprise", "trust": "like"}  # anticipation: none
 FEELING_CATEGORIES = ("smileys-emotion", "people-body")
+# Pictures of people together (couples, kisses, families, people holding hands) are about those people, not
+# a reaction one sends: they answered thanks and good news with kissing couples (docs/results.md,
+# 2026-12-07). They show no feeling and mark no intention, so they are ranked by what they match.
+SCENE_TAGS = frozenset({"couple", "family"})
+SCENE_NAMES = ("kiss", "couple with heart", "family")
+# Stickers that may read "none" with confidence: faces (😐 😑 😶) and stickers that do something (👍 👋).
+# EmoTag1200 rates pointers and symbols (👉 👇 ☝️ 💥 💦 💫) as showing no emotion too; trained to read
+# "none" they agreed best with every dialogue the model was unsure of and filled its top 5, so they get the
+# uniform row of stickers with no feeling instead.
+
+
+def depicts_people(sticker: Sticker) -> bool:
+    """Whether the sticker pictures people together (see SCENE_TAGS): no feeling, no intention."""
+    name = sticker.names.get("en", "").lower()
+    return bool(SCENE_TAGS & set(sticker.tags.get("en", ()))) or name.startswith(SCENE_NAMES)
+
+
+def _may_read_none(sticker: Sticker) -> bool:
+    words = [*sticker.names.values(), *(t for tags in sticker.tags.values() for t in tags)]
+    return "face" in sticker.names.get("en", "").lower() or bool(sticker_intentions(words))
+
+
 # Emoji whose feeling neither EmoTag1200 nor their tags say ("middle finger: finger, hand, middle"): without
 # it the picture of a raised hand reads like a greeting, and 🖕 answers "good morning".
 EMOJI_FEELINGS = {"🖕": "anger"}
@@ -85,13 +107,14 @@ def sticker_emotions(catalog: Catalog, sticker_ids: Sequence[str], directory: Pa
     for sticker_id in sticker_ids:
         sticker = catalog[sticker_id]
         key = (sticker.emoji or "").replace("\ufe0f", "")
-        if sticker.category not in FEELING_CATEGORIES:  # a feeling is drawn on faces, hands and hearts
+        if sticker.category not in FEELING_CATEGORIES or depicts_people(sticker):  # faces, hands and hearts
             continue
         base = key[:1]  # skin tones keep the feeling
         if base in EMOJI_FEELINGS:
             out[sticker_id] = np.eye(len(EMOTIONS), dtype=np.float32)[EMOTION_INDEX[EMOJI_FEELINGS[base]]]
         elif key in emotag:
-            out[sticker_id] = emotag[key]
+            if emotag[key].argmax() != EMOTION_INDEX["none"] or _may_read_none(sticker):
+                out[sticker_id] = emotag[key]
         elif tag is not None:
             untagged.append(sticker_id)
     if untagged and tag is not None:
@@ -114,7 +137,7 @@ def intention_pools(catalog: Catalog, sticker_ids: Sequence[str]) -> dict[str, l
     for sticker_id in sticker_ids:
         sticker = catalog[sticker_id]
         words = [*sticker.names.values(), *(t for tags in sticker.tags.values() for t in tags)]
-        for name in sticker_intentions(words):
+        for name in ({} if depicts_people(sticker) else sticker_intentions(words)):
             pools.setdefault(name, []).append(sticker_id)
     return pools
 
@@ -187,7 +210,8 @@ def sticker_intention_targets(catalog: Catalog, sticker_ids: Sequence[str], labe
     for row, sticker_id in enumerate(sticker_ids):
         sticker = catalog[sticker_id]
         words = [*sticker.names.values(), *(t for tags in sticker.tags.values() for t in tags)]
-        marked = {name: w for name, w in sticker_intentions(words).items() if name in index}
+        marked = ({} if depicts_people(sticker) else
+                  {name: w for name, w in sticker_intentions(words).items() if name in index})
         if marked:
             out[row] = 0.0
             for name, weight in marked.items():
