@@ -29,15 +29,21 @@ def rerank(model: EIGML, queries: QueryEncoding, stickers: StickerEncoding,
     width = max((len(r) for r in rows), default=0)
     if width == 0:
         return [np.empty(0, dtype=np.float32) for _ in rows]
-    used, inverse = np.unique(np.concatenate(rows), return_inverse=True)
-    # score only the rows in use; when that is every row, skip copying the patches
-    subset = stickers if len(used) == len(stickers.visual) else StickerEncoding(
-        *(t[torch.from_numpy(used)] for t in stickers))
     candidates = torch.zeros(len(rows), width, dtype=torch.long)
-    start = 0
-    for i, r in enumerate(rows):
-        candidates[i, : len(r)] = torch.from_numpy(inverse[start : start + len(r)])
-        start += len(r)
+    if stickers.patches.dtype == torch.float32:
+        # the model reads only the candidates' rows of a float32 bank: index it directly, copy nothing
+        subset = stickers
+        for i, r in enumerate(rows):
+            candidates[i, : len(r)] = torch.from_numpy(r)
+            candidates[i, len(r):] = int(r[0]) if len(r) else 0
+    else:
+        # a bank stored narrower (fp16 patches) is widened by `score`: widen only the rows in use
+        used, inverse = np.unique(np.concatenate(rows), return_inverse=True)
+        subset = StickerEncoding(*(t[torch.from_numpy(used)] for t in stickers))
+        start = 0
+        for i, r in enumerate(rows):
+            candidates[i, : len(r)] = torch.from_numpy(inverse[start : start + len(r)])
+            start += len(r)
     scores = model.score(queries, subset, candidates).float().numpy()
     return [scores[i, : len(r)] for i, r in enumerate(rows)]
 

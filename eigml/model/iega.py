@@ -63,6 +63,7 @@ class IEGAHead(nn.Module):
             nn.Dropout(config.dropout),
             nn.Linear(config.hidden, 1),
         )
+        self._fusion_cache: tuple[tuple[object, ...], dict[str, Tensor]] | None = None  # see _fusion_matrices
 
     def attend(self, queries: Tensor, patches: Tensor, patch_mask: Tensor | None = None,
                candidates: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -131,29 +132,53 @@ class IEGAHead(nn.Module):
         attended = self.attention.out_proj(values.reshape(b, k, nq, d))
         return attended, weights.reshape(b, k, h, nq, t).mean(dim=2)
 
+    def _fusion_matrices(self, d: int) -> dict[str, Tensor]:
+        """What `_fuse_split` derives from the weights alone: A = W·diag(γ) split into the per-dialogue block,
+        the attended block and the per-candidate rest, Σ_j A_ij, and W β + b. Under inference mode (serving)
+        it is kept until a weight changes (in-place updates bump a tensor's `_version`)."""
+        norm, first = self.fusion[0], self.fusion[1]
+        assert isinstance(norm, nn.LayerNorm) and isinstance(first, nn.Linear)
+        params = (first.weight, first.bias, norm.weight, norm.bias)
+        key = (d, *((t.data_ptr(), t._version) for t in params))
+        if self._fusion_cache is not None and self._fusion_cache[0] == key and torch.is_inference_mode_enabled():
+            return self._fusion_cache[1]
+        blocks = (first.weight * norm.weight).split(d, dim=1)  # one (H, D) block per input
+        out = {
+            "dialogue": torch.cat([blocks[i] for i in (0, 1, 5)], dim=1),  # q0, q1, context
+            "attended": torch.cat([blocks[2], blocks[3]], dim=1),
+            "visual": blocks[4],
+            "a_sum": sum(block.sum(1) for block in blocks[: 9 if self.config.interactions else 6]),
+            "bias": first.weight @ norm.bias + first.bias,
+        }
+        if self.config.interactions:
+            out.update(context_visual=blocks[6], q0_attended=blocks[7], q1_attended=blocks[8])
+        if torch.is_inference_mode_enabled():
+            self._fusion_cache = (key, out)
+        return out
+
     def _fuse_split(self, q: Tensor, context: Tensor, attended: Tensor, visual: Tensor) -> Tensor:
         """The fusion MLP in eval mode with its LayerNorm + first Linear split into a per-dialogue part
-        ((B, D) queries q[:, 0], q[:, 1] and context) and a per-candidate part; equal to `fusion(cat(...))`."""
-        norm, first, act, _, last = self.fusion
-        assert isinstance(norm, nn.LayerNorm) and isinstance(first, nn.Linear)
-        d = context.shape[-1]
-        blocks = (first.weight * norm.weight).split(d, dim=1)  # A = W·diag(γ), one (H, D) block per input
-        per_dialogue = [0, 1, 5]  # positions in the training-mode concatenation (see forward)
-        per_pair = [2, 3, 4] + ([6, 7, 8] if self.config.interactions else [])
+        ((B, D) queries q[:, 0], q[:, 1] and context) and a per-candidate part; equal to `fusion(cat(...))`.
+
+        W·LN(x) = (A x − μ A·1)/σ + W β + b: A x is summed from each input's block, so the concatenated
+        (B, K, nD) input is never built, and μ, σ come from the parts' sums and sums of squares."""
+        norm, act, last = self.fusion[0], self.fusion[2], self.fusion[4]
+        assert isinstance(norm, nn.LayerNorm)
+        b, k, d = visual.shape
+        m = self._fusion_matrices(d)
         x_d = torch.cat([q[:, 0], q[:, 1], context], dim=-1)  # (B, 3D)
-        pair = [attended[:, :, 0], attended[:, :, 1], visual]
+        # (input, its block): the two attended vectors are one contiguous (B, K, 2D) view
+        pair = [(attended.reshape(b, k, 2 * d), m["attended"]), (visual, m["visual"])]
         if self.config.interactions:
-            pair += [context[:, None] * visual, q[:, None, 0] * attended[:, :, 0], q[:, None, 1] * attended[:, :, 1]]
-        x_p = torch.cat(pair, dim=-1)  # (B, K, nD)
-        n = d * (len(per_dialogue) + len(per_pair))
-        mean = (x_d.sum(-1)[:, None] + x_p.sum(-1)) / n  # (B, K)
-        var = ((x_d * x_d).sum(-1)[:, None] + (x_p * x_p).sum(-1)) / n - mean * mean
-        a_d = torch.cat([blocks[i] for i in per_dialogue], dim=1)
-        a_p = torch.cat([blocks[i] for i in per_pair], dim=1)
-        hidden = (x_d @ a_d.T)[:, None] + x_p @ a_p.T  # (B, K, H) = A x
-        a_sum = a_d.sum(1) + a_p.sum(1)
-        hidden = ((hidden - mean[..., None] * a_sum) * torch.rsqrt(var.clamp_min(0) + norm.eps)[..., None]
-                  + first.weight @ norm.bias + first.bias)
+            pair += [(context[:, None] * visual, m["context_visual"]),
+                     (q[:, None, 0] * attended[:, :, 0], m["q0_attended"]),
+                     (q[:, None, 1] * attended[:, :, 1], m["q1_attended"])]
+        n = x_d.shape[-1] + sum(x.shape[-1] for x, _ in pair)
+        mean = (x_d.sum(-1)[:, None] + sum(x.sum(-1) for x, _ in pair)) / n  # (B, K)
+        var = ((x_d * x_d).sum(-1)[:, None] + sum((x * x).sum(-1) for x, _ in pair)) / n - mean * mean
+        hidden = (x_d @ m["dialogue"].T)[:, None] + sum(x @ a.T for x, a in pair)  # (B, K, H) = A x
+        hidden = ((hidden - mean[..., None] * m["a_sum"]) * torch.rsqrt(var.clamp_min(0) + norm.eps)[..., None]
+                  + m["bias"])
         return last(act(hidden)).squeeze(-1)
 
     def forward(self, *, intention: Tensor, emotion: Tensor, dialogue: Tensor, visual: Tensor,

@@ -137,3 +137,26 @@ def test_eval_shortcuts_equal_the_training_computation(interactions):
     torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(w_fast, w_slow, rtol=1e-5, atol=1e-6)
     assert (w_fast[0, 1, :, 2:] == 0).all() and (w_fast[1, 2, :, 2:] == 0).all()  # sticker 3's padding
+
+
+@pytest.mark.parametrize("interactions", [False, True])
+def test_served_fusion_keeps_its_weight_matrices_only_while_the_weights_stay(interactions):
+    """Under inference mode (serving) the split fusion keeps what it derives from the weights; a weight
+    changed in place (an optimizer step, a reload into the same tensors) must not be served stale."""
+    head = _head(interactions=interactions, dropout=0.0)
+    bank = torch.randn(N, T, D)
+    candidates = torch.tensor([[2, 3, 1], [5, 0, 3]])
+    inputs = _dialogue(2)
+    with torch.inference_mode():
+        before = head(**inputs, patches=bank, candidates=candidates)
+        assert torch.equal(head(**inputs, patches=bank, candidates=candidates), before)  # from the kept matrices
+    for name in ("0.weight", "0.bias", "1.weight", "1.bias"):
+        with torch.no_grad():
+            head.fusion.get_parameter(name).add_(0.1)
+        with torch.inference_mode():
+            served = head(**inputs, patches=bank, candidates=candidates)
+        with torch.no_grad():
+            slow = _training_mode_logits(head, inputs, patches=bank, patch_mask=None, candidates=candidates)
+        assert not torch.allclose(served, before), name
+        torch.testing.assert_close(served, slow, rtol=1e-4, atol=1e-5)
+        before = served
