@@ -33,15 +33,11 @@ DEFAULT_DIR = Path(__file__).resolve().parents[2] / "data" / "licence_clean"  # 
 PLUTCHIK_TO_EMOTION = {"anger": "anger", "disgust": "disgust", "fear": "fear", "joy": "happiness",
                        "sadness": "sadness", "surprise": "surprise", "trust": "like"}  # anticipation: none
 FEELING_CATEGORIES = ("smileys-emotion", "people-body")
-# Pictures of people together (couples, kisses, families, people holding hands) and of fantasy creatures
-# (vampires, zombies, genies) are about those people and creatures, not a reaction one sends: they answered
-# thanks with kissing couples and fright with zombies (docs/results.md, 2026-12-07; the English tag lexicon
-# read "zombie: undead, walking dead" as fear). They show no feeling and mark no intention, so they are
-# ranked by what they match.
+# Pictures of people together (couples, kisses, families, people holding hands) are about those people, not
+# a reaction one sends: they answered thanks and good news with kissing couples (docs/results.md,
+# 2026-12-07). They show no feeling and mark no intention, so they are ranked by what they match.
 SCENE_TAGS = frozenset({"couple", "family"})
-SCENE_NAMES = ("kiss:", "couple with heart", "family")  # name prefixes; also the name "kiss" itself (💏)
-CREATURES = frozenset({"vampire", "zombie", "genie", "mage", "fairy", "elf", "merperson", "merman", "mermaid",
-                       "troll", "superhero", "supervillain"})  # any word of the name ("woman zombie")
+SCENE_NAMES = ("kiss", "couple with heart", "family")
 # Stickers that may read "none" with confidence: faces (😐 😑 😶) and stickers that do something (👍 👋).
 # EmoTag1200 rates pointers and symbols (👉 👇 ☝️ 💥 💦 💫) as showing no emotion too; trained to read
 # "none" they agreed best with every dialogue the model was unsure of and filled its top 5, so they get the
@@ -49,12 +45,9 @@ CREATURES = frozenset({"vampire", "zombie", "genie", "mage", "fairy", "elf", "me
 
 
 def depicts_people(sticker: Sticker) -> bool:
-    """Whether the sticker pictures people together or a fantasy creature (see SCENE_TAGS): no feeling, no
-    intention."""
+    """Whether the sticker pictures people together (see SCENE_TAGS): no feeling, no intention."""
     name = sticker.names.get("en", "").lower()
-    words = set(name.replace(":", " ").replace(",", " ").split())
-    return (bool(SCENE_TAGS & set(sticker.tags.get("en", ()))) or name == "kiss" or name.startswith(SCENE_NAMES)
-            or bool(CREATURES & words))
+    return bool(SCENE_TAGS & set(sticker.tags.get("en", ()))) or name.startswith(SCENE_NAMES)
 
 
 def _may_read_none(sticker: Sticker) -> bool:
