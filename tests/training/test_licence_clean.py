@@ -44,6 +44,7 @@ EMOJI = {
     "💥": ("collision", ["boom", "collide", "comic", "explode"], "smileys-emotion"),
     "👍": ("thumbs up", ["+1", "good", "hand", "thumb", "up", "yes"], "people-body"),
     "💏": ("kiss", ["couple", "date", "heart", "kiss", "love", "romance"], "people-body"),
+    "😗": ("kissing face", ["kiss", "love", "date"], "smileys-emotion"),
 }
 
 
@@ -120,7 +121,9 @@ def test_only_faces_and_stickers_that_do_something_read_none_and_scenes_feel_not
     targets = sticker_targets(catalog, ids)
     for emoji in ("👉", "💥", "💏"):
         assert np.allclose(targets[ids.index(by_emoji[emoji])], 1 / len(EMOTIONS)), emoji
-    assert depicts_people(catalog[by_emoji["💏"]]) and not depicts_people(catalog[by_emoji["👋"]])
+    assert depicts_people(catalog[by_emoji["💏"]])
+    for emoji in ("👋", "😱", "😗"):  # a kissing face is a reaction, not a scene
+        assert not depicts_people(catalog[by_emoji[emoji]]), emoji
     intents = ("inform", "affection", "agreement")
     rows = sticker_intention_targets(catalog, ids, intents)
     assert np.allclose(rows[ids.index(by_emoji["💏"])], 1 / 3)  # "kiss, love, heart" mark no affection here

@@ -37,7 +37,7 @@ FEELING_CATEGORIES = ("smileys-emotion", "people-body")
 # a reaction one sends: they answered thanks and good news with kissing couples (docs/results.md,
 # 2026-12-07). They show no feeling and mark no intention, so they are ranked by what they match.
 SCENE_TAGS = frozenset({"couple", "family"})
-SCENE_NAMES = ("kiss", "couple with heart", "family")
+SCENE_NAMES = ("kiss:", "couple with heart", "family")  # name prefixes; also the name "kiss" itself (💏)
 # Stickers that may read "none" with confidence: faces (😐 😑 😶) and stickers that do something (👍 👋).
 # EmoTag1200 rates pointers and symbols (👉 👇 ☝️ 💥 💦 💫) as showing no emotion too; trained to read
 # "none" they agreed best with every dialogue the model was unsure of and filled its top 5, so they get the
@@ -47,7 +47,8 @@ SCENE_NAMES = ("kiss", "couple with heart", "family")
 def depicts_people(sticker: Sticker) -> bool:
     """Whether the sticker pictures people together (see SCENE_TAGS): no feeling, no intention."""
     name = sticker.names.get("en", "").lower()
-    return bool(SCENE_TAGS & set(sticker.tags.get("en", ()))) or name.startswith(SCENE_NAMES)
+    # not a bare "kiss" prefix: 😗 "kissing face" and 💋 "kiss mark" are reactions
+    return bool(SCENE_TAGS & set(sticker.tags.get("en", ()))) or name == "kiss" or name.startswith(SCENE_NAMES)
 
 
 def _may_read_none(sticker: Sticker) -> bool:
