@@ -26,6 +26,17 @@ def test_sticker_intentions_from_tags() -> None:
     assert set(sticker_intentions(["thinking face", "thinking"])) <= set(INTENTIONS)
 
 
+def test_words_that_only_look_like_cues_mark_nothing() -> None:
+    """Emojibase tags "good" on 💤 (from "good night"), 🦸 and 🧧, and "wave"/"waving" on 🌊 and flags: none of
+    them agrees, greets or says goodbye (💤 used to answer goodbyes as "agreement")."""
+    assert sticker_intentions(["ZZZ", "comic", "good", "goodnight", "night", "sleep", "sleepy", "tired"]) == {}
+    assert sticker_intentions(["superhero", "good", "hero", "heroine", "superpower"]) == {}
+    assert sticker_intentions(["water wave", "ocean", "water", "wave"]) == {}
+    assert sticker_intentions(["white flag", "waving"]) == {}
+    assert sticker_intentions(["thumbs up", "+1", "good", "hand", "thumb", "up"]) == {"agreement": 1.0}
+    assert set(sticker_intentions(["waving hand", "hand", "wave", "waving"])) == {"greeting", "farewell"}
+
+
 @pytest.mark.parametrize(("intention", "emotion", "reply"), [
     ("greeting", "happiness", "greeting"), ("thanks", "like", "affection"), ("apology", "sadness", "comfort"),
     ("congratulations", "happiness", "thanks"), ("inform", "sadness", "comfort"),

@@ -72,14 +72,14 @@ def reply_intention(intention: str, emotion: str) -> str:
 
 # Sticker tags (emojibase names and tags, en and zh): whole tags or words that mark an intention.
 STICKER_CUES: dict[str, tuple[str, ...]] = {
-    "greeting": ("wave", "waving", "hello", "hi", "招手", "你好", "打招呼", "挥手"),
-    "farewell": ("wave", "waving", "bye", "goodbye", "再见", "拜拜", "挥手"),
+    "greeting": ("waving hand", "hello", "hi", "招手", "你好", "打招呼", "挥手"),
+    "farewell": ("waving hand", "bye", "goodbye", "再见", "拜拜", "挥手"),
     "thanks": ("thanks", "thank you", "grateful", "pray", "folded hands", "谢谢", "感谢", "祈祷", "双手合十"),
     "apology": ("sorry", "apology", "bow", "bowing", "鞠躬", "道歉", "对不起"),
     "congratulations": ("congratulations", "celebration", "celebrate", "party", "tada", "confetti", "clap",
                         "clapping", "trophy", "medal", "祝贺", "庆祝", "派对", "鼓掌", "奖杯", "彩带"),
     "comfort": ("hug", "hugging", "comfort", "拥抱", "抱抱", "安慰"),
-    "agreement": ("ok", "okay", "thumbs up", "+1", "yes", "agree", "approve", "good", "check mark",
+    "agreement": ("ok", "okay", "thumbs up", "+1", "yes", "agree", "approve", "check mark",
                   "好", "赞", "同意", "可以", "点赞", "竖起大拇指"),
     "refusal": ("no", "not", "prohibited", "forbidden", "thumbs down", "-1", "cross mark", "no good",
                 "stop", "禁止", "不行", "拒绝", "不", "叉"),
