@@ -161,22 +161,35 @@ class IEGAHead(nn.Module):
         ((B, D) queries q[:, 0], q[:, 1] and context) and a per-candidate part; equal to `fusion(cat(...))`.
 
         W·LN(x) = (A x − μ A·1)/σ + W β + b: A x is summed from each input's block, so the concatenated
-        (B, K, nD) input is never built, and μ, σ come from the parts' sums and sums of squares."""
+        (B, K, nD) input is never built, and μ, σ come from the parts' sums and sums of squares. An
+        interaction input (c ⊙ v) multiplies one per-dialogue vector c into a per-candidate one v, so its
+        block folds into v's: A_v v + A_cv (c ⊙ v) = (A_v + A_cv diag(c)) v. Each candidate then costs three
+        D-wide products (the two attended vectors and the sticker's), not six."""
         norm, act, last = self.fusion[0], self.fusion[2], self.fusion[4]
         assert isinstance(norm, nn.LayerNorm)
         b, k, d = visual.shape
         m = self._fusion_matrices(d)
         x_d = torch.cat([q[:, 0], q[:, 1], context], dim=-1)  # (B, 3D)
-        # (input, its block): the two attended vectors are one contiguous (B, K, 2D) view
-        pair = [(attended.reshape(b, k, 2 * d), m["attended"]), (visual, m["visual"])]
+        att = attended.reshape(b, k, 2 * d)  # the two attended vectors, one contiguous view
+        sums = x_d.sum(-1)[:, None] + att.sum(-1) + visual.sum(-1)  # (B, K)
+        squares = (x_d * x_d).sum(-1)[:, None] + (att * att).sum(-1) + (visual * visual).sum(-1)
+        n = x_d.shape[-1] + 3 * d
         if self.config.interactions:
-            pair += [(context[:, None] * visual, m["context_visual"]),
-                     (q[:, None, 0] * attended[:, :, 0], m["q0_attended"]),
-                     (q[:, None, 1] * attended[:, :, 1], m["q1_attended"])]
-        n = x_d.shape[-1] + sum(x.shape[-1] for x, _ in pair)
-        mean = (x_d.sum(-1)[:, None] + sum(x.sum(-1) for x, _ in pair)) / n  # (B, K)
-        var = ((x_d * x_d).sum(-1)[:, None] + sum((x * x).sum(-1) for x, _ in pair)) / n - mean * mean
-        hidden = (x_d @ m["dialogue"].T)[:, None] + sum(x @ a.T for x, a in pair)  # (B, K, H) = A x
+            n += 3 * d
+            # per dialogue (B, H, D) blocks with the interactions folded in
+            a_att = torch.cat([m["attended"][None, :, :d] + m["q0_attended"][None] * q[:, None, 0],
+                               m["attended"][None, :, d:] + m["q1_attended"][None] * q[:, None, 1]], dim=-1)
+            a_vis = m["visual"][None] + m["context_visual"][None] * context[:, None]
+            # the interaction inputs' sums and sums of squares, without building them
+            weights = torch.cat([q[:, 0], q[:, 1]], dim=-1)  # (B, 2D)
+            sums = sums + (att @ weights[..., None]).squeeze(-1) + (visual @ context[..., None]).squeeze(-1)
+            squares = (squares + ((att * att) @ (weights * weights)[..., None]).squeeze(-1)
+                       + ((visual * visual) @ (context * context)[..., None]).squeeze(-1))
+            hidden = (x_d @ m["dialogue"].T)[:, None] + att @ a_att.transpose(1, 2) + visual @ a_vis.transpose(1, 2)
+        else:
+            hidden = (x_d @ m["dialogue"].T)[:, None] + att @ m["attended"].T + visual @ m["visual"].T
+        mean = sums / n  # (B, K)
+        var = squares / n - mean * mean
         hidden = ((hidden - mean[..., None] * m["a_sum"]) * torch.rsqrt(var.clamp_min(0) + norm.eps)[..., None]
                   + m["bias"])
         return last(act(hidden)).squeeze(-1)
