@@ -13,7 +13,7 @@ import torch
 
 from eigml.model.eigml import EIGML
 from eigml.model.interface import QueryEncoding, StickerEncoding
-from eigml.selection import diverse_first
+from eigml.selection import diverse_first, feeling_aspects
 
 
 @torch.inference_mode()
@@ -56,15 +56,17 @@ def best_first(rows: np.ndarray, scores: np.ndarray, top_k: int | None = None) -
 
 def pick_hits(rows: np.ndarray, scores: np.ndarray, sticker_emotion_probs: torch.Tensor,
               query_emotion: torch.Tensor, row_families: np.ndarray, top_k: int, *, diversity: float,
-              one_per_emoji: bool) -> np.ndarray:
+              one_per_emoji: bool, emotion_labels: Sequence[str]) -> np.ndarray:
     """The served order of one dialogue's reranked candidates (positions into `rows`): `diverse_first` with
     every row's emotion distribution (`sticker_emotion_probs`, (N, E)) and emoji family (`row_families`,
-    (N,)). The service and the command-line recommender both answer with this."""
+    (N,)). The aspects covered are the dialogue's feelings (`feeling_aspects`: "none" left out). The service
+    and the command-line recommender both answer with this."""
     if diversity <= 0 and not one_per_emoji:
         return best_first(rows, scores, top_k)
     probs = sticker_emotion_probs[torch.from_numpy(np.asarray(rows, dtype=np.int64))].detach().float().numpy()
     families = list(row_families[rows]) if one_per_emoji else None
-    return diverse_first(rows, scores, probs, query_emotion.detach().float().numpy(), top_k, diversity=diversity,
+    aspects = feeling_aspects(query_emotion.detach().float().numpy(), emotion_labels)
+    return diverse_first(rows, scores, probs, aspects, top_k, diversity=diversity,
                          families=families)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 # The served order's weight on covering the dialogue's likely emotions (xQuAD's lambda; 0: the scores' order).
 # Chosen a priori (the middle of xQuAD's range), not tuned on the probe set.
 DIVERSITY = 0.5
+NO_FEELING = "none"  # the emotion label that shows no feeling (eigml.labels.EMOTIONS[0])
 
 VARIATION_SELECTOR = "\ufe0f"
 SKIN_TONES = frozenset(chr(c) for c in range(0x1F3FB, 0x1F400))
@@ -28,6 +29,20 @@ def emoji_family(emoji: str | None) -> str | None:
         if key.endswith(sign) and len(key) > len(sign):
             key = key[: -len(sign)]
     return key
+
+
+def feeling_aspects(query_emotion: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """The aspects a slate covers: the dialogue's emotion distribution without "none", renormalised.
+
+    "none" is the absence of a feeling, not a feeling a sticker shows. Left in, a dialogue the model reads as
+    "none" (p 0.3-0.5 for most misread ones) spends its coverage on neutral stickers (💭 😴 😐), and the
+    same few of them fill the slates of every such dialogue; without it, the slate covers the feelings the
+    dialogue may still carry. All zeros when nothing but "none" has mass (the scores' order then decides)."""
+    q = np.asarray(query_emotion, dtype=np.float64).copy()
+    if NO_FEELING in labels:
+        q[list(labels).index(NO_FEELING)] = 0.0
+    total = q.sum()
+    return q / total if total > 0 else q
 
 
 def diverse_first(rows: np.ndarray, scores: np.ndarray, emotion_probs: np.ndarray, query_emotion: np.ndarray,

@@ -73,7 +73,7 @@ def recommend_from_index(model: EIGML, index: StickerIndex, dialogue: Dialogue, 
     scores = rerank(model, queries, stickers, [rows])[0]
     families = np.array([emoji_family(index.sticker(r).emoji) for r in range(len(index))], dtype=object)
     order = pick_hits(rows, scores, stickers.emotion_probs, queries.emotion_probs[0], families, top_k,
-                      diversity=diversity, one_per_emoji=one_per_emoji)
+                      diversity=diversity, one_per_emoji=one_per_emoji, emotion_labels=model.emotion_labels)
     return [Hit(rank=i + 1, sticker_id=index.ids[int(rows[j])], score=float(scores[j]))
             for i, j in enumerate(order)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eigml.selection import diverse_first, emoji_family
+from eigml.selection import diverse_first, emoji_family, feeling_aspects
 
 # emotions: 0 none, 1 sadness, 2 anger (a three-emotion toy space)
 SAD, ANGRY, OBJECT = [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]
@@ -27,6 +27,32 @@ def test_a_torn_dialogue_gets_both_feelings_instead_of_copies_of_one() -> None:
     torn = np.array([0.0, 0.5, 0.5])
     assert 5 not in diverse_first(rows, scores, probs, torn, 3, diversity=0.0).tolist()
     assert diverse_first(rows, scores, probs, torn, 3, diversity=0.5).tolist()[:2] == [0, 5]
+
+
+LABELS = ("none", "sadness", "anger")
+
+
+def test_feeling_aspects_leave_none_out() -> None:
+    assert feeling_aspects(np.array([0.5, 0.3, 0.2]), LABELS).tolist() == pytest.approx([0.0, 0.6, 0.4])
+    assert feeling_aspects(np.array([1.0, 0.0, 0.0]), LABELS).tolist() == [0.0, 0.0, 0.0]
+    assert feeling_aspects(np.array([0.5, 0.3, 0.2]), ("like", "sadness", "anger")).tolist() == \
+        pytest.approx([0.5, 0.3, 0.2])  # a label set without "none" is left as it is
+
+
+def test_a_dialogue_read_as_none_spends_its_slate_on_feelings() -> None:
+    """Read as none (0.45) but maybe sad (0.35) or angry (0.2), with neutral stickers (mostly none, like 💭)
+    scoring highest. With "none" as an aspect, covering it puts a neutral sticker first, the slot every
+    dialogue read as none gives the same neutral sticker; without it, the slate shows the likely feelings."""
+    rows = np.arange(4)
+    neutral = [0.8, 0.1, 0.1]
+    scores = np.array([0.60, 0.59, 0.58, 0.50])
+    probs = np.array([neutral, neutral, ANGRY, SAD])
+    q = np.array([0.45, 0.35, 0.20])
+    assert diverse_first(rows, scores, probs, q, 2, diversity=0.5).tolist() == [0, 3]
+    assert diverse_first(rows, scores, probs, feeling_aspects(q, LABELS), 2, diversity=0.5).tolist() == [3, 2]
+    # only "none": no feeling to cover, the scores' order
+    assert diverse_first(rows, scores, probs, feeling_aspects(np.array([1.0, 0.0, 0.0]), LABELS), 3,
+                         diversity=0.5).tolist() == [0, 1, 2]
 
 
 def test_a_sure_dialogue_keeps_its_feeling() -> None:

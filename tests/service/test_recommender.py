@@ -105,7 +105,8 @@ def test_served_order_covers_emotions_with_one_sticker_per_emoji(served: Recomme
     scores = rerank(tiny_model, queries, stickers, [rows])[0]
     families = np.array([emoji_family(tiny_index.sticker(r).emoji) for r in rows], dtype=object)
     order = pick_hits(rows, scores, stickers.emotion_probs, queries.emotion_probs[0], families, 10,
-                      diversity=served.diversity, one_per_emoji=True)
+                      diversity=served.diversity, one_per_emoji=True,
+                      emotion_labels=tiny_model.emotion_labels)
     hits = served.recommend(d, top_k=10).hits
     assert [(h.sticker_id, h.score) for h in hits] == [(tiny_index.ids[j], float(scores[j])) for j in order]
     emoji = [f for h in hits if (f := emoji_family(h.emoji)) is not None]
