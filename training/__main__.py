@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recommend": ("training.recommend", "recommend stickers from the whole catalogue for a dialogue"),
     "bench-baselines": ("training.benchmarks.bench_baselines", "run the baselines on every dev/val benchmark file"),
     "train": ("training.train", "train an EIGML model from a YAML config"),
+    "soup": ("training.soup", "average the weights of runs that started from the same weights"),
     "bench-ablations": ("training.benchmarks.ablations", "train the full model and each component removed, at one budget"),
     "bench-report": ("training.benchmarks.report", "score the trained runs on every dev/val file; write docs/results.md"),
     "export": ("eigml.export", "export a checkpoint's query encoder to ONNX"),

@@ -63,7 +63,10 @@ class OptimConfig(_Strict):
 
 class RunConfig(_Strict):
     out_dir: str = "runs/default"
-    seed: int = 0
+    seed: int = 0  # data split, shuffles, dropout; and the initial weights unless init_seed is set
+    # the initial weights' seed: runs that share it start from the same point and differ only in their data
+    # order, so their weights can be averaged (`python -m training soup`)
+    init_seed: int | None = None
     eval_every: int = 200  # steps; 0 evaluates once per epoch only
     log_every: int = 20
     resume: bool = False

@@ -203,8 +203,12 @@ def start_run(cfg: TrainConfig, env: DistEnv) -> Path:
 def build_model(cfg: TrainConfig, paths: Paths, train_items: list[SRSItem]) -> EIGML:
     """A fresh model whose intention head covers the dialogue acts of the training items."""
     intention_labels = tuple(sorted({i.act for i in train_items if i.act is not None}))
-    torch.manual_seed(cfg.run.seed)  # identical initial weights on every process
-    return EIGML(cfg.model, intention_labels=intention_labels, models_dir=paths.cache_dir / "models")
+    # identical initial weights on every process (and in every run that shares init_seed)
+    torch.manual_seed(cfg.run.seed if cfg.run.init_seed is None else cfg.run.init_seed)
+    model = EIGML(cfg.model, intention_labels=intention_labels, models_dir=paths.cache_dir / "models")
+    if cfg.run.init_seed not in (None, cfg.run.seed):
+        torch.manual_seed(cfg.run.seed)  # the rest of the run (dropout) follows its own seed
+    return model
 
 
 def sticker_tagger(cfg: TrainConfig, catalog: Catalog,
