@@ -40,9 +40,29 @@ def test_words_that_only_look_like_cues_mark_nothing() -> None:
 @pytest.mark.parametrize(("intention", "emotion", "reply"), [
     ("greeting", "happiness", "greeting"), ("thanks", "like", "affection"), ("apology", "sadness", "comfort"),
     ("congratulations", "happiness", "thanks"), ("inform", "sadness", "comfort"),
-    ("inform", "happiness", "congratulations"), ("inform", "none", "inform"),
+    ("inform", "happiness", "congratulations"), ("inform", "none", "inform"), ("inform", "disgust", "inform"),
 ])
 def test_reply_intention_answers_the_turn(intention: str, emotion: str, reply: str) -> None:
     from training.data.intentions import reply_intention
 
     assert reply_intention(intention, emotion) == reply
+
+
+def test_vendored_replies_follow_the_reply_table() -> None:
+    """The vendored texts and kaomoji words were labelled by `reply_intention` as it stands (rebuilt with
+    scripts/vendor_licence_clean.py and scripts/vendor_kaomoji_words.py when it changes): a plain statement
+    of disgust is answered by sharing it (🤢), not with agreement, whose stickers are 👍 and 🙆 ("OK")."""
+    import gzip
+    import json
+
+    from training.data.intentions import reply_intention
+    from training.data.licence_clean import DEFAULT_DIR, KAOMOJI_WORDS
+
+    with gzip.open(DEFAULT_DIR / "texts.jsonl.gz", "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    rows += [json.loads(line) for line in (DEFAULT_DIR / KAOMOJI_WORDS).read_text(encoding="utf-8").splitlines()]
+    # (CPED's next-turn rows keep the act of the real next turn)
+    plain_disgust = [r for r in rows if r["emotion"] == "disgust" and r["intention"] == "inform"
+                     and r["source"] != "cped-next"]
+    assert len(plain_disgust) > 100
+    assert {r["reply_intention"] for r in plain_disgust} == {reply_intention("inform", "disgust")} == {"inform"}

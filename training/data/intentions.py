@@ -57,9 +57,11 @@ REPLY_TO_INTENTION: dict[str, str] = {
     "congratulations": "thanks", "comfort": "thanks", "question": "inform", "request": "agreement",
     "agreement": "agreement", "refusal": "inform", "affection": "affection", "tease": "tease",
 }
-REPLY_TO_INFORM: dict[str, str] = {  # a plain statement: the reply answers its feeling
+# A plain statement: the reply answers its feeling. Disgust is shared (🤢), not agreed with: answered with
+# "agreement", whose stickers are 👍 and 🙆 ("OK"), a hair in the soup got 🙆‍♂️ (docs/results.md, 2026-12-07).
+REPLY_TO_INFORM: dict[str, str] = {
     "none": "inform", "happiness": "congratulations", "like": "affection", "sadness": "comfort",
-    "fear": "comfort", "anger": "comfort", "disgust": "agreement", "surprise": "question",
+    "fear": "comfort", "anger": "comfort", "disgust": "inform", "surprise": "question",
 }
 
 
