@@ -13,7 +13,7 @@ import torch
 
 from eigml.model.eigml import EIGML
 from eigml.model.interface import QueryEncoding, StickerEncoding
-from eigml.selection import diverse_first, feeling_aspects
+from eigml.selection import act_aspects, diverse_first, feeling_aspects
 
 
 @torch.inference_mode()
@@ -56,16 +56,26 @@ def best_first(rows: np.ndarray, scores: np.ndarray, top_k: int | None = None) -
 
 def pick_hits(rows: np.ndarray, scores: np.ndarray, sticker_emotion_probs: torch.Tensor,
               query_emotion: torch.Tensor, row_families: np.ndarray, top_k: int, *, diversity: float,
-              one_per_emoji: bool, emotion_labels: Sequence[str]) -> np.ndarray:
+              one_per_emoji: bool, emotion_labels: Sequence[str],
+              sticker_intention_probs: torch.Tensor | None = None, query_intention: torch.Tensor | None = None,
+              intention_labels: Sequence[str] = ()) -> np.ndarray:
     """The served order of one dialogue's reranked candidates (positions into `rows`): `diverse_first` with
     every row's emotion distribution (`sticker_emotion_probs`, (N, E)) and emoji family (`row_families`,
-    (N,)). The aspects covered are the dialogue's feelings (`feeling_aspects`: "none" left out). The service
-    and the command-line recommender both answer with this."""
+    (N,)). The aspects covered are the dialogue's feelings (`feeling_aspects`: "none" left out) and, given
+    the intention distributions ((N, A) and (A,)), the acts its reply may perform (`act_aspects`: a likely
+    farewell asks for a 👋 as a feeling asks for a face), each aspect weighted by its probability. The
+    service and the command-line recommender both answer with this."""
     if diversity <= 0 and not one_per_emoji:
         return best_first(rows, scores, top_k)
-    probs = sticker_emotion_probs[torch.from_numpy(np.asarray(rows, dtype=np.int64))].detach().float().numpy()
+    index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+    probs = sticker_emotion_probs[index].detach().float().numpy()
     families = list(row_families[rows]) if one_per_emoji else None
     aspects = feeling_aspects(query_emotion.detach().float().numpy(), emotion_labels)
+    if sticker_intention_probs is not None and query_intention is not None and len(intention_labels):
+        acts = act_aspects(query_intention.detach().float().numpy(), intention_labels)
+        probs = np.concatenate([probs, sticker_intention_probs[index].detach().float().numpy()], axis=1)
+        aspects = np.concatenate([aspects, acts])
+        aspects = aspects / aspects.sum() if aspects.sum() > 0 else aspects
     return diverse_first(rows, scores, probs, aspects, top_k, diversity=diversity,
                          families=families)
 

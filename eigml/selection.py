@@ -45,6 +45,22 @@ def feeling_aspects(query_emotion: np.ndarray, labels: Sequence[str]) -> np.ndar
     return q / total if total > 0 else q
 
 
+# Reply intentions that are no act a sticker performs: "inform" (the absence of one, like "none" among
+# feelings) and "question" (asked in words; ❓ 💭 in every slate read as a question was a fault, docs/results.md).
+NO_ACTS = frozenset({"inform", "question"})
+
+
+def act_aspects(query_intention: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """The acts a slate covers besides feelings: the reply-intention distribution over the acts a sticker
+    performs (👋 farewell, 🙏 thanks, 🎉 congratulations...), NOT renormalised: a dialogue whose reply is
+    likely a farewell (p 0.8) asks for a 👋 among its feelings, one read as "inform" asks for almost nothing."""
+    q = np.asarray(query_intention, dtype=np.float64).copy()
+    for k, name in enumerate(labels):
+        if name in NO_ACTS:
+            q[k] = 0.0
+    return q
+
+
 def diverse_first(rows: np.ndarray, scores: np.ndarray, emotion_probs: np.ndarray, query_emotion: np.ndarray,
                   top_k: int, *, diversity: float, families: Sequence[str | None] | None = None) -> np.ndarray:
     """Positions into `rows`/`scores` of `top_k` picks that cover the dialogue's likely emotions.

@@ -2,13 +2,16 @@
 
 Run once by a maintainer (the output is committed, so a fresh clone needs nothing else):
 
-    python scripts/vendor_licence_clean.py --src ../shared/data/licence-clean --out data/licence_clean
+    python scripts/vendor_licence_clean.py --src ../shared/data/licence-clean --out data/licence_clean [--reselect]
 
 Every source label is mapped onto the model's emotions (eigml.labels.EMOTIONS) by the tables below, and
 every text gets an intention from the product vocabulary (eigml.labels.INTENTIONS): from the source's own
 labels where it has them (CPED dialogue acts, GoEmotions gratitude/remorse/caring/...), else from the cue
 phrases in `training.data.intentions` (the same rules label sticker tags). Rows are trimmed to a per-class
-cap (seeded), so the classes are closer to balanced and the file stays small. The benchmark files in
+cap, so the classes are closer to balanced and the file stays small. A rebuild keeps the rows (and ids) of
+the existing file and only recomputes their labels, so a label fix changes labels, not the sample or the dev
+split; `--reselect` draws the rows anew (each row ranked by a hash of its content and the seed, ids from
+content, so even then a label fix moves only the rows it touches). The benchmark files in
 ../shared/data/srs are never read.
 
 Output: `texts.jsonl.gz` (one record per training text: id, source, lang, context turns, text, emotion,
@@ -20,8 +23,8 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import hashlib
 import json
-import random
 import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -143,27 +146,69 @@ COMMON_INTENTIONS = frozenset({"inform", "comfort", "agreement", "question", "co
 RARE_CAP = 400
 
 
+def content_key(row: dict) -> str:
+    """A row's identity: its source, context and text, not its labels (so a label fix keeps the row's id)."""
+    turns = "\n".join(f"{t['speaker']}: {t['text']}" for t in row["context"])
+    return hashlib.sha1(f"{row['source']}\n{turns}\n{row['text']}".encode()).hexdigest()
+
+
 def trim(rows: list[dict], seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    rare: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    """Cap each (source, emotion) group, then top up rare reply intentions; ids from content.
+
+    Stable under relabelling: every row has a rank fixed by its content and the seed (not by the order or
+    the labels of other rows), and each group keeps its lowest-ranked rows. A label fix that moves some rows
+    between groups changes only those groups' picks, and every other row keeps its place, id and split.
+    Rows that repeat the same content and labels are kept once.
+    """
+    unique: dict[tuple, dict] = {}
     for row in rows:
         if row["text"] and len(row["text"]) <= 300:
-            groups[(row["source"], row["emotion"])].append(row)
-            if row["reply_intention"] not in COMMON_INTENTIONS:
-                rare[(row["source"], row["reply_intention"])].append(row)
-    kept = []
-    for (source, _), group in sorted(groups.items()):
-        rng.shuffle(group)
-        kept += group[: CAPS[source]]
-    taken = {id(row) for row in kept}
-    for _, group in sorted(rare.items()):
-        rng.shuffle(group)
-        kept += [row for row in group if id(row) not in taken][: max(0, RARE_CAP - sum(id(r) in taken for r in group))]
-    rng.shuffle(kept)
-    for i, row in enumerate(kept):
-        row["id"] = f"{row['source']}-{i:05d}"
-    return kept
+            row["_key"] = content_key(row)
+            unique.setdefault((row["_key"], row["emotion"], row["intention"], row["reply_intention"]), row)
+
+    def rank(row: dict) -> str:
+        return hashlib.sha1(f"{seed}:{row['_key']}:{row['emotion']}".encode()).hexdigest()
+
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    rare: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in unique.values():
+        groups[(row["source"], row["emotion"])].append(row)
+        if row["reply_intention"] not in COMMON_INTENTIONS:
+            rare[(row["source"], row["reply_intention"])].append(row)
+    kept = {id(row): row for (source, _), group in groups.items() for row in sorted(group, key=rank)[: CAPS[source]]}
+    for group in rare.values():
+        room = RARE_CAP - sum(id(row) in kept for row in group)
+        extra = [row for row in sorted(group, key=rank) if id(row) not in kept][: max(0, room)]
+        kept.update((id(row), row) for row in extra)
+    out, seen = [], Counter()
+    for row in sorted(kept.values(), key=lambda r: (r["_key"], r["emotion"], r["intention"], r["reply_intention"])):
+        key = row.pop("_key")
+        seen[key] += 1  # the same text with different labels in one source (rare) keeps both, numbered
+        row["id"] = f"{row['source']}-{key[:12]}" + (f"-{seen[key]}" if seen[key] > 1 else "")
+        out.append(row)
+    return out
+
+
+def keep_selection(rows: list[dict], kept_file: Path) -> list[dict]:
+    """The rows of an earlier build, relabelled: each kept row is matched by content (source, context, text)
+    and takes the labels the tables give it now, keeping its id (so its dev split) and its place. Nothing
+    is resampled, so a label fix changes labels only; rows whose content left the sources are dropped."""
+    fresh: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        fresh[content_key(row)].append(row)
+    for group in fresh.values():
+        group.sort(key=lambda r: (r["emotion"], r["intention"], r["reply_intention"]))
+    with gzip.open(kept_file, "rt", encoding="utf-8") as f:
+        kept = [json.loads(line) for line in f if line.strip()]
+    out = []
+    for old in kept:
+        group = fresh.get(content_key(old))
+        if group:
+            # the same content with the same emotion first (a source that labels one text twice)
+            match = next((r for r in group if r["emotion"] == old["emotion"]), group[0])
+            group.remove(match)
+            out.append({**match, "id": old["id"]})
+    return out
 
 
 NOTICE = """# Licence-clean training data vendored for the default model
@@ -194,8 +239,12 @@ def main() -> None:
     parser.add_argument("--src", type=Path, default=Path("../shared/data/licence-clean"))
     parser.add_argument("--out", type=Path, default=Path("data/licence_clean"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reselect", action="store_true",
+                        help="draw the rows anew (trim) instead of relabelling the rows of OUT/texts.jsonl.gz")
     args = parser.parse_args()
-    rows = trim(goemotions(args.src) + xed(args.src) + zh_multi(args.src) + cped(args.src), args.seed)
+    rows = goemotions(args.src) + xed(args.src) + zh_multi(args.src) + cped(args.src)
+    kept_file = args.out / "texts.jsonl.gz"
+    rows = trim(rows, args.seed) if args.reselect or not kept_file.is_file() else keep_selection(rows, kept_file)
     assert all(r["emotion"] in EMOTIONS and {r["intention"], r["reply_intention"]} <= set(INTENTIONS) for r in rows)
     args.out.mkdir(parents=True, exist_ok=True)
     with gzip.open(args.out / "texts.jsonl.gz", "wt", encoding="utf-8", compresslevel=9) as f:

@@ -307,7 +307,9 @@ class Recommender:
                 rows: np.ndarray, scores: np.ndarray) -> RecommendResult:
         order = pick_hits(rows, scores, loaded.index.encodings().emotion_probs, queries.emotion_probs[i],
                           loaded.row_families, request.top_k, diversity=self.diversity,
-                          one_per_emoji=self.one_per_emoji, emotion_labels=self.model.emotion_labels)
+                          one_per_emoji=self.one_per_emoji, emotion_labels=self.model.emotion_labels,
+                          sticker_intention_probs=loaded.intention_probs, query_intention=queries.intention_probs[i],
+                          intention_labels=self.model.intention_labels)
         hits = []
         for j in order:
             info = loaded.index.sticker(int(rows[j]))

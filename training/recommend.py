@@ -58,11 +58,12 @@ def recommend_from_index(model: EIGML, index: StickerIndex, dialogue: Dialogue, 
                          packs: Collection[str] | None = None, candidates: int = 100,
                          diversity: float = DIVERSITY, one_per_emoji: bool = True) -> list[Hit]:
     """The service's path for one dialogue: retrieve `candidates` from `index`, rerank, and pick top_k in the
-    served order (`eigml.rerank.pick_hits`: covering the dialogue's likely emotions, one sticker per emoji)."""
+    served order (`eigml.rerank.pick_hits`: covering the dialogue's likely emotions and acts, one sticker per
+    emoji)."""
     import numpy as np
     import torch
 
-    from eigml.rerank import pick_hits, rerank
+    from eigml.rerank import pick_hits, rerank, sticker_intention_probs
     from eigml.selection import emoji_family
 
     with torch.inference_mode():
@@ -73,7 +74,9 @@ def recommend_from_index(model: EIGML, index: StickerIndex, dialogue: Dialogue, 
     scores = rerank(model, queries, stickers, [rows])[0]
     families = np.array([emoji_family(index.sticker(r).emoji) for r in range(len(index))], dtype=object)
     order = pick_hits(rows, scores, stickers.emotion_probs, queries.emotion_probs[0], families, top_k,
-                      diversity=diversity, one_per_emoji=one_per_emoji, emotion_labels=model.emotion_labels)
+                      diversity=diversity, one_per_emoji=one_per_emoji, emotion_labels=model.emotion_labels,
+                      sticker_intention_probs=sticker_intention_probs(model, stickers),
+                      query_intention=queries.intention_probs[0], intention_labels=model.intention_labels)
     return [Hit(rank=i + 1, sticker_id=index.ids[int(rows[j])], score=float(scores[j]))
             for i, j in enumerate(order)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eigml.selection import diverse_first, emoji_family, feeling_aspects
+from eigml.selection import act_aspects, diverse_first, emoji_family, feeling_aspects
 
 # emotions: 0 none, 1 sadness, 2 anger (a three-emotion toy space)
 SAD, ANGRY, OBJECT = [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]
@@ -90,3 +90,34 @@ def test_emoji_family_drops_gender_skin_tone_and_variation_selector() -> None:
     assert emoji_family("❤️") == "❤"
     assert emoji_family("🧑\u200d🦼") != emoji_family("👨\u200d🦼")
     assert emoji_family(None) is None and emoji_family("") is None
+
+
+def test_a_likely_farewell_gets_a_wave_among_its_feelings() -> None:
+    """Read as a farewell (0.8) whose feeling is fondness: hearts score highest, and by feelings alone the
+    slate is all hearts. With the reply's acts as aspects (pick_hits: feelings and acts side by side, each by
+    its probability), the wave comes in second, after the best heart. A reply read as "inform" or
+    "question" asks for no act: its slate stays the feelings' one."""
+    import torch
+
+    from eigml.rerank import pick_hits
+
+    emotions, intentions = ["none", "like", "sadness"], ["inform", "question", "farewell", "thanks"]
+    rows = np.arange(4)
+    scores = np.array([0.9, 0.85, 0.8, 0.7])
+    heart, wave = [0.0, 0.9, 0.1], [0.5, 0.3, 0.2]
+    sticker_emotions = torch.tensor([heart, heart, heart, wave])
+    sticker_acts = torch.tensor([[0.4, 0.2, 0.1, 0.3]] * 3 + [[0.1, 0.0, 0.9, 0.0]])
+    fond = torch.tensor([0.3, 0.6, 0.1])
+    families = np.array(["💗", "💖", "💘", "👋"], dtype=object)
+
+    def slate(intention: list[float] | None) -> list[int]:
+        kwargs = {} if intention is None else {"sticker_intention_probs": sticker_acts,
+                                               "query_intention": torch.tensor(intention),
+                                               "intention_labels": intentions}
+        return pick_hits(rows, scores, sticker_emotions, fond, families, 3, diversity=0.5, one_per_emoji=True,
+                         emotion_labels=emotions, **kwargs).tolist()
+
+    assert slate(None) == [0, 1, 2]
+    assert slate([0.1, 0.0, 0.8, 0.1]) == [0, 3, 1]
+    assert slate([0.7, 0.3, 0.0, 0.0]) == [0, 1, 2]
+    assert act_aspects(np.array([0.1, 0.2, 0.6, 0.1]), intentions).tolist() == [0.0, 0.0, 0.6, 0.1]
