@@ -63,7 +63,7 @@ def recommend_from_index(model: EIGML, index: StickerIndex, dialogue: Dialogue, 
     import numpy as np
     import torch
 
-    from eigml.rerank import pick_hits, rerank, sticker_intention_probs
+    from eigml.rerank import agreement_retrieval, pick_hits, rerank, sticker_intention_probs
     from eigml.selection import emoji_family
 
     with torch.inference_mode():
@@ -75,7 +75,8 @@ def recommend_from_index(model: EIGML, index: StickerIndex, dialogue: Dialogue, 
     families = np.array([emoji_family(index.sticker(r).emoji) for r in range(len(index))], dtype=object)
     order = pick_hits(rows, scores, stickers.emotion_probs, queries.emotion_probs[0], families, top_k,
                       diversity=diversity, one_per_emoji=one_per_emoji, emotion_labels=model.emotion_labels,
-                      sticker_intention_probs=sticker_intention_probs(model, stickers),
+                      # the acts as the service covers them (with a distribution-SAMM model, service.recommender)
+                      sticker_intention_probs=sticker_intention_probs(model, stickers) if agreement_retrieval(model) else None,
                       query_intention=queries.intention_probs[0], intention_labels=model.intention_labels)
     return [Hit(rank=i + 1, sticker_id=index.ids[int(rows[j])], score=float(scores[j]))
             for i, j in enumerate(order)]
