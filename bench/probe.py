@@ -161,9 +161,22 @@ def sticker_emotions(emoji: str | None, table: Mapping[str, frozenset[str]]) -> 
     return table.get(emoji_key(emoji), frozenset({"none"}))
 
 
+# Reply intentions no sticker performs: "inform" (no act) and "question" (asked in words); eigml.selection.NO_ACTS.
+NO_ACTS = frozenset({"inform", "question"})
+
+
+def sticker_acts(name: str | None) -> frozenset[str]:
+    """The acts a hit's English name marks (training.data.intentions: "waving hand" greets and says farewell,
+    "folded hands" thanks, "party popper" congratulates, "red heart" shows affection)."""
+    from training.data.intentions import sticker_intentions
+
+    return frozenset(sticker_intentions([name])) if name else frozenset()
+
+
 def judge(probe: Probe, response: Mapping[str, Any], table: Mapping[str, frozenset[str]],
           top_k: int = TOP_K) -> dict[str, Any]:
-    """One dialogue's record: the stickers served with what they show, and the three judgements."""
+    """One dialogue's record: the stickers served with what they show, and the judgements (`act_top5`: a
+    sticker that performs the expected reply act is among them; None when the reply performs none)."""
     hits = [{"emoji": h.get("emoji"), "name": h.get("name"), "sticker_id": h.get("sticker_id"),
              "shows": sorted(sticker_emotions(h.get("emoji"), table))} for h in response["hits"][:top_k]]
     emotion = response.get("emotion") or {}
@@ -174,6 +187,7 @@ def judge(probe: Probe, response: Mapping[str, Any], table: Mapping[str, frozens
                        "intention": intention.get("label"), "intention_probability": intention.get("probability")},
             "stickers": hits,
             "sticker_top5": any(probe.emotion in h["shows"] for h in hits),
+            "act_top5": None if probe.intention in NO_ACTS else any(probe.intention in sticker_acts(h["name"]) for h in hits),
             "emotion_right": emotion.get("label") == probe.emotion,
             "intention_right": intention.get("label") == probe.intention}
 
@@ -183,7 +197,10 @@ def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     def tally(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         n = len(rows)
         counts = {key: sum(bool(r[key]) for r in rows) for key in ("sticker_top5", "emotion_right", "intention_right")}
+        acts = [r for r in rows if r.get("act_top5") is not None]
+        counts.update(act_top5=sum(bool(r["act_top5"]) for r in acts), act_dialogues=len(acts))
         return {"n": n, "sticker_top5": counts["sticker_top5"] / n if n else 0.0,
+                "act_top5": counts["act_top5"] / len(acts) if acts else 0.0,
                 "emotion_accuracy": counts["emotion_right"] / n if n else 0.0,
                 "intention_accuracy": counts["intention_right"] / n if n else 0.0,
                 "counts": {**counts, "intention_null": sum(r["served"]["intention"] is None for r in rows)}}
@@ -288,13 +305,15 @@ def render(summary: Mapping[str, Any], argv: Sequence[str]) -> str:
     lines = [START, "## Probe set (bench/probe.py)", "", f"Command: `{command}`", "",
              f"Model `{summary.get('model_version')}`, index `{summary.get('index_version')}`; "
              f"{summary['all']['n']} hand-written dialogues (probes/dialogues.jsonl), top {summary['top_k']}.", "",
-             "| language | dialogues | right-emotion sticker in top 5 | served emotion | served intention |",
-             "|---|---:|---:|---:|---:|"]
+             "| language | dialogues | right-emotion sticker in top 5 | served emotion | served intention | "
+             "right-act sticker in top 5 (dialogues whose reply is an act) |",
+             "|---|---:|---:|---:|---:|---:|"]
     for lang in [*LANGUAGES, "all"]:
         if lang in summary:
             s = summary[lang]
             lines.append(f"| {lang} | {s['n']} | {s['sticker_top5']:.2f} | {s['emotion_accuracy']:.2f} | "
-                         f"{s['intention_accuracy']:.2f} ({s['counts']['intention_null']} null) |")
+                         f"{s['intention_accuracy']:.2f} ({s['counts']['intention_null']} null) | "
+                         f"{s['act_top5']:.2f} ({s['counts']['act_dialogues']}) |")
     return "\n".join([*lines, END])
 
 

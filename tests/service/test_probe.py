@@ -147,10 +147,26 @@ def test_summary_counts_per_language_and_overall() -> None:
     assert summary["en"]["n"] == 2 and summary["en"]["sticker_top5"] == 0.5
     assert summary["en"]["emotion_accuracy"] == 0.5 and summary["en"]["intention_accuracy"] == 0.5
     assert summary["zh"]["counts"] == {"sticker_top5": 1, "emotion_right": 1, "intention_right": 0,
-                                       "intention_null": 1}
+                                       "intention_null": 1, "act_top5": 0, "act_dialogues": 1}
     assert summary["all"]["n"] == 3 and summary["all"]["counts"]["sticker_top5"] == 2
-    assert summary["by_emotion"]["zh"] == {"anger": {"n": 1, "sticker_top5": 1.0, "emotion_accuracy": 1.0,
-                                                     "intention_accuracy": 0.0}}
+    assert summary["by_emotion"]["zh"] == {"anger": {"n": 1, "sticker_top5": 1.0, "act_top5": 0.0,
+                                                     "emotion_accuracy": 1.0, "intention_accuracy": 0.0}}
+
+
+def test_a_sticker_that_does_the_reply_act_counts_by_its_name() -> None:
+    bye = probe.Probe(id="en-y", lang="en", dialogue=(("A", "gotta go, see you!"),), responder="B",
+                      emotion="happiness", intention="farewell")
+    ask = probe.Probe(id="en-z", lang="en", dialogue=(("A", "what time is it?"),), responder="B",
+                      emotion="none", intention="question")
+    wave = _response("😀", "👋")
+    wave["hits"][1]["name"] = "waving hand"
+    hearts = _response("❤", "❤")
+    hearts["hits"][0]["name"] = "red heart"
+    assert probe.judge(bye, wave, TABLE)["act_top5"] is True
+    assert probe.judge(bye, hearts, TABLE)["act_top5"] is False
+    assert probe.judge(ask, wave, TABLE)["act_top5"] is None  # a question is no act: not counted
+    summary = probe.summarise([probe.judge(bye, wave, TABLE), probe.judge(bye, hearts, TABLE), probe.judge(ask, wave, TABLE)])
+    assert summary["en"]["act_top5"] == 0.5 and summary["en"]["counts"]["act_dialogues"] == 2
 
 
 # ---- end to end ------------------------------------------------------------------------------------------
