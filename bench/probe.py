@@ -165,12 +165,36 @@ def sticker_emotions(emoji: str | None, table: Mapping[str, frozenset[str]]) -> 
 NO_ACTS = frozenset({"inform", "question"})
 
 
-def sticker_acts(name: str | None) -> frozenset[str]:
-    """The acts a hit's English name marks (training.data.intentions: "waving hand" greets and says farewell,
-    "folded hands" thanks, "party popper" congratulates, "red heart" shows affection)."""
-    from training.data.intentions import sticker_intentions
+# Words in a sticker's name that mark an act it performs: the same words the training side labels sticker
+# tags with (training.data.intentions.STICKER_CUES; written out, as bench never imports training, and a test
+# keeps them equal). A name marks an act when it, or one of its words, is one of the act's words.
+ACT_WORDS: dict[str, frozenset[str]] = {
+    "greeting": frozenset({"waving hand", "hello", "hi", "招手", "你好", "打招呼", "挥手"}),
+    "farewell": frozenset({"waving hand", "bye", "goodbye", "再见", "拜拜", "挥手"}),
+    "thanks": frozenset({"thanks", "thank you", "grateful", "pray", "folded hands", "谢谢", "感谢", "祈祷", "双手合十"}),
+    "apology": frozenset({"sorry", "apology", "bow", "bowing", "鞠躬", "道歉", "对不起"}),
+    "congratulations": frozenset({"congratulations", "celebration", "celebrate", "party", "tada", "confetti", "clap",
+                                  "clapping", "trophy", "medal", "祝贺", "庆祝", "派对", "鼓掌", "奖杯", "彩带"}),
+    "comfort": frozenset({"hug", "hugging", "comfort", "拥抱", "抱抱", "安慰"}),
+    "agreement": frozenset({"ok", "okay", "thumbs up", "+1", "yes", "agree", "approve", "check mark",
+                            "好", "赞", "同意", "可以", "点赞", "竖起大拇指"}),
+    "refusal": frozenset({"no", "not", "prohibited", "forbidden", "thumbs down", "-1", "cross mark", "no good",
+                          "stop", "禁止", "不行", "拒绝", "不", "叉"}),
+    "question": frozenset({"question", "thinking", "thought", "wonder", "confused", "shrug", "疑问", "问号", "思考",
+                           "困惑", "耸肩"}),
+    "affection": frozenset({"kiss", "love", "heart", "in love", "adore", "亲", "飞吻", "爱", "爱心", "心"}),
+    "tease": frozenset({"tongue", "wink", "winking", "zany", "silly", "joke", "吐舌", "眨眼", "调皮", "鬼脸"}),
+    "request": frozenset({"please", "beg", "pleading", "请", "拜托", "求"}),
+}
 
-    return frozenset(sticker_intentions([name])) if name else frozenset()
+
+def sticker_acts(name: str | None) -> frozenset[str]:
+    """The acts a hit's name marks ("waving hand" greets and says farewell, "folded hands" thanks, "party
+    popper" congratulates, "red heart" shows affection)."""
+    if not name or not name.strip():
+        return frozenset()
+    words = {name.strip().lower(), *name.strip().lower().split()}
+    return frozenset(act for act, marks in ACT_WORDS.items() if words & marks)
 
 
 def judge(probe: Probe, response: Mapping[str, Any], table: Mapping[str, frozenset[str]],

@@ -216,3 +216,14 @@ def test_an_unreachable_service_is_a_clear_error(capsys: pytest.CaptureFixture[s
 def test_a_missing_probe_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert probe.main(["--url", "http://127.0.0.1:9", "--probes", str(tmp_path / "none.jsonl")]) == 2
     assert "cannot read the probe file" in capsys.readouterr().err
+
+
+def test_act_words_are_the_training_sides_and_judge_like_it() -> None:
+    """The probe's act reference is written out (bench does not import training); it must stay the training
+    side's sticker cue table, and judge a name as `sticker_intentions` does."""
+    from training.data.intentions import STICKER_CUES, sticker_intentions
+
+    assert probe.ACT_WORDS == {act: frozenset(words) for act, words in STICKER_CUES.items()}
+    for name in ("waving hand", "folded hands", "party popper", "red heart", "people hugging", "thumbs up",
+                 "grinning face", "face with tongue", "", "  "):
+        assert probe.sticker_acts(name) == set(sticker_intentions([name])), name
