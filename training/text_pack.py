@@ -80,21 +80,33 @@ def text_stickers() -> Iterator[TextSticker]:
                     yield TextSticker(f"{lang}-{emotion}-{n:02d}-{style}", text, lang, emotion, style)
 
 
+def draws_cjk(path: Path) -> bool:
+    """Whether the font at `path` has Chinese glyphs. A font without them still draws something for "气": its
+    missing-glyph box (DejaVu Sans, which fontconfig offers when no CJK font is installed), the same box for
+    every character it lacks, so two different characters drawn alike mean no glyphs."""
+    try:
+        font = ImageFont.truetype(str(path), 20)
+    except OSError:
+        return False
+    masks = [font.getmask(ch) for ch in ("气", "乐", "\U0010fffd")]  # the last: a code point no font draws
+    drawn = [(m.size, bytes(m)) for m in masks]
+    return masks[0].getbbox() is not None and len(set(drawn)) == 3
+
+
 def find_cjk_font(explicit: Path | None = None) -> Path | None:
     """A font file drawing both Latin and CJK: `explicit`, a known Debian path, or what fontconfig offers."""
     if explicit is not None:
-        return explicit if explicit.is_file() else None
+        return explicit if explicit.is_file() and draws_cjk(explicit) else None
     for candidate in FONT_CANDIDATES:
-        if Path(candidate).is_file():
+        if Path(candidate).is_file() and draws_cjk(Path(candidate)):
             return Path(candidate)
     if shutil.which("fc-match"):
         result = subprocess.run(["fc-match", "-f", "%{file}", ":lang=zh-cn"], capture_output=True, text=True,
                                 check=False)
         path = Path(result.stdout.strip())
-        if result.returncode == 0 and path.is_file() and path.suffix.lower() in (".ttf", ".ttc", ".otf"):
-            font = ImageFont.truetype(str(path), 20)
-            if font.getmask("气").getbbox() is not None:  # fontconfig falls back to any font when none fits
-                return path
+        if (result.returncode == 0 and path.is_file() and path.suffix.lower() in (".ttf", ".ttc", ".otf")
+                and draws_cjk(path)):
+            return path
     return None
 
 

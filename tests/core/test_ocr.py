@@ -11,7 +11,7 @@ from PIL import Image
 
 from eigml.catalog import load_catalog
 from eigml.ocr import TextCache, cache_key, join_lines, ocr_available, sticker_texts, sticker_texts_with_stats
-from training.text_pack import build_text_pack, find_cjk_font, render_text_sticker
+from training.text_pack import build_text_pack, draws_cjk, find_cjk_font, render_text_sticker
 
 
 def box(left: float, top: float, right: float, bottom: float) -> list[list[float]]:
@@ -62,6 +62,19 @@ def test_unchanged_images_are_read_once(tmp_path: Path) -> None:
     catalog = load_catalog(tmp_path / "catalog")
     again, read = sticker_texts_with_stats(catalog, catalog.ids(), cache=cache, reader=reader)  # type: ignore[arg-type]
     assert again == {"p/0": "20x20", "p/1": "50x50", "p/2": "40x40"} and read == 1 and reader.calls == 4
+
+
+LATIN_ONLY = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Debian's fonts-dejavu-core
+
+
+@pytest.mark.skipif(not LATIN_ONLY.is_file(), reason="DejaVu Sans is not installed")
+def test_a_font_without_chinese_glyphs_is_not_taken_for_a_cjk_font() -> None:
+    # fontconfig offers DejaVu Sans for lang=zh-cn when no CJK font is installed; it draws its missing-glyph
+    # box for every Chinese character, which once rendered the zh text stickers as boxes (OCR read nothing)
+    assert not draws_cjk(LATIN_ONLY)
+    assert find_cjk_font(LATIN_ONLY) is None
+    found = find_cjk_font()
+    assert found is None or draws_cjk(found)
 
 
 # ---- the real engine on rendered text stickers ------------------------------------------------------------
