@@ -1,6 +1,6 @@
 """Sticker encodings for the index: backbone features (through the on-disk feature cache) -> EIGML heads;
 and the words drawn on each sticker (OCR through the on-disk text cache), whose feeling is mixed into the
-sticker's emotion."""
+sticker's emotion and whose act ("谢谢你" thanks, "BYE BYE" farewell) into its intention."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from tqdm import tqdm
 
 from eigml.catalog import Catalog
 from eigml.dialogue import Dialogue, Turn
+from eigml.intentions import intention_from_text
 from eigml.model.eigml import EIGML
 from eigml.model.interface import StickerEncoding
+from eigml.selection import NO_ACTS
 from index.store import StickerArrays
 
 Featurize = Callable[[Sequence[Any]], torch.Tensor]  # stills (PIL images) or animations (Frames) -> (N, T, H)
@@ -98,16 +100,43 @@ def has_words(text: str) -> bool:
     return len(_WORD.findall(text)) >= 2
 
 
+# How sure words that do an act are of it ("谢谢你" thanks): the act's share of the intention distribution the
+# words stand for, the rest spread over the other intentions, before the picture is mixed in.
+WORD_ACT_PROB = 0.8
+
+
+def act_embedding(model: EIGML, act: str, prob: float = WORD_ACT_PROB) -> torch.Tensor:
+    """(D,) an intention embedding that the model's intention head reads as `act` with probability `prob`.
+
+    The head is linear (logits = W x + b, W of shape (A, D) with A < D), so W x + b = log p has exact
+    solutions; this is the one of least norm. Mixing it into a sticker's intention embedding mixes the
+    logits: head((1 - w) x + w x*) = (1 - w) head(x) + w log p."""
+    head = model.intention_head
+    labels = list(model.intention_labels)
+    if head is None or act not in labels:
+        raise ValueError(f"the model has no intention {act!r}")
+    target = torch.full((len(labels),), (1 - prob) / (len(labels) - 1), dtype=torch.float64)
+    target[labels.index(act)] = prob
+    weight, bias = head.weight.detach().double().cpu(), head.bias.detach().double().cpu()
+    return (torch.linalg.pinv(weight) @ (target.log() - bias)).float()
+
+
 def with_text_feelings(model: EIGML, arrays: StickerArrays, texts: Sequence[str], *,
                        weight: float = TEXT_EMOTION_WEIGHT, batch_size: int = 64) -> StickerArrays:
-    """`arrays` with the emotion embedding and distribution of each row that has words (`texts`, aligned
-    with the rows) mixed with the model's reading of those words as a one-turn message:
-    (1 - weight) * picture + weight * words. Rows without words are returned unchanged; so are the visual
-    vector, the intention embedding and the patches."""
+    """`arrays` with each row that has words (`texts`, aligned with the rows) read through them as well as
+    its picture, (1 - weight) * picture + weight * words:
+    - emotion (embedding and distribution): the model's reading of the words as a one-turn message;
+    - intention (embedding), where the words do an act by `eigml.intentions.intention_from_text` ("谢谢你"
+      thanks, "bye bye" farewell; not "inform" or "question", which no sticker performs): an embedding the
+      intention head reads as that act (`act_embedding`). The model's own intention head reads what a
+      *reply* to a message does ("thank you" is answered with affection), not what the message does.
+    Rows without words are returned unchanged; so are the visual vector and the patches."""
     rows = [i for i, text in enumerate(texts) if text and has_words(text)]
     if not rows:
         return arrays
     emotion, probs = arrays.emotion.copy(), arrays.emotion_probs.copy()
+    intention = arrays.intention.copy()
+    acts: dict[str, np.ndarray] = {}
     was_training = model.training
     model.eval()
     try:
@@ -118,7 +147,16 @@ def with_text_feelings(model: EIGML, arrays: StickerArrays, texts: Sequence[str]
             idx = np.asarray(chunk)
             emotion[idx] = (1 - weight) * emotion[idx] + weight * read.features["emotion"].float().numpy()
             probs[idx] = (1 - weight) * probs[idx] + weight * read.emotion_probs.float().numpy()
+        if model.intention_head is not None:
+            for i in rows:
+                act = intention_from_text(texts[i])
+                if act in NO_ACTS or act not in model.intention_labels:
+                    continue
+                if act not in acts:
+                    with torch.inference_mode():
+                        acts[act] = act_embedding(model, act).numpy()
+                intention[i] = (1 - weight) * intention[i] + weight * acts[act]
     finally:
         model.train(was_training)
-    return StickerArrays(visual=arrays.visual, emotion=emotion, intention=arrays.intention, emotion_probs=probs,
+    return StickerArrays(visual=arrays.visual, emotion=emotion, intention=intention, emotion_probs=probs,
                          patches=arrays.patches)

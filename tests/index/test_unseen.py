@@ -108,6 +108,58 @@ def test_a_worded_sticker_takes_its_emotion_from_its_words_too(tmp_path: Path, t
     assert not np.allclose(worded.arrays.emotion_probs, plain.arrays.emotion_probs, atol=1e-4)
 
 
+class ActReader(FakeReader):
+    """Words by a hash of the image: some do an act (thanks, farewell), some only say a feeling."""
+
+    WORDS = ("谢谢你", "BYE BYE", "so angry")
+
+    def __call__(self, image: Image.Image) -> str:
+        import hashlib
+
+        return self.WORDS[hashlib.sha256(image.convert("RGB").tobytes()).digest()[0] % len(self.WORDS)]
+
+
+def test_a_worded_sticker_does_the_act_its_words_do(tmp_path: Path, tiny_catalog: Path, cache_dir: Path,
+                                                     tiny_model: EIGML, monkeypatch: pytest.MonkeyPatch) -> None:
+    import copy
+
+    from eigml.labels import INTENTIONS
+    from index.embed import TEXT_EMOTION_WEIGHT, WORD_ACT_PROB, act_embedding
+
+    monkeypatch.setattr("eigml.ocr.TextReader", ActReader)
+    # the tiny checkpoint knows only inform/question: give a copy the product's intention vocabulary
+    model = copy.deepcopy(tiny_model).eval()
+    torch.manual_seed(0)
+    model.intention_labels = tuple(INTENTIONS)
+    model.intention_head = torch.nn.Linear(model.config.dim, len(INTENTIONS))
+    labels = list(model.intention_labels)
+    with torch.inference_mode():
+        for act in ("thanks", "farewell"):  # the embedding stands for the act at the asked probability
+            probs = model.sticker_intention_logits(act_embedding(model, act)).softmax(-1)
+            assert probs.argmax().item() == labels.index(act)
+            assert probs[labels.index(act)].item() == pytest.approx(WORD_ACT_PROB, abs=1e-4)
+    catalog = load_catalog(_catalog_copy(tiny_catalog, tmp_path, ("noto",)))
+    build_index(model, catalog, tmp_path / "plain", feature_cache=cache_dir / "features", progress=False)
+    build_index(model, catalog, tmp_path / "worded", feature_cache=cache_dir / "features", progress=False,
+                ocr=True, text_cache=None)
+    plain, worded = read_version(tmp_path / "plain"), read_version(tmp_path / "worded")
+    w, acts = TEXT_EMOTION_WEIGHT, {"谢谢你": "thanks", "BYE BYE": "farewell"}
+    with torch.inference_mode():
+        before = model.sticker_intention_logits(torch.from_numpy(plain.arrays.intention)).softmax(-1)
+        after = model.sticker_intention_logits(torch.from_numpy(worded.arrays.intention)).softmax(-1)
+    seen = set()
+    for row, sticker in enumerate(worded.stickers):
+        seen.add(sticker.text)
+        if sticker.text in acts:
+            act = labels.index(acts[sticker.text])
+            assert after[row].argmax().item() == act and after[row, act] > before[row, act]
+            np.testing.assert_allclose(worded.arrays.intention[row], (1 - w) * plain.arrays.intention[row]
+                                       + w * act_embedding(model, acts[sticker.text]).numpy(), atol=1e-5)
+        else:  # words that only say a feeling leave the picture's intention alone
+            np.testing.assert_array_equal(worded.arrays.intention[row], plain.arrays.intention[row])
+    assert seen >= {"谢谢你", "BYE BYE"}, seen
+
+
 def test_ocr_noise_is_not_words() -> None:
     from index.embed import has_words
 

@@ -9,45 +9,12 @@ side so that both are easy to read and extend; the vocabulary is eigml.labels.IN
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
+from eigml.intentions import TEXT_RULES, intention_from_text
 from eigml.labels import INTENTIONS
 
-# (intention, English pattern, Chinese pattern), tried in order. English patterns are matched on the
-# lower-cased text with word boundaries; Chinese ones as plain substrings.
-TEXT_RULES: tuple[tuple[str, str, str], ...] = (
-    ("congratulations", r"congrat\w*|well done|proud of you|good job|you did it|happy birthday",
-     r"恭喜|祝贺|生日快乐|干得漂亮|太棒了你|真厉害"),
-    ("thanks", r"thanks?|thank you|thx|ty|appreciate it|grateful", r"谢谢|多谢|感谢|谢啦|谢了"),
-    ("apology", r"sorry|apologi[sz]e|my bad|forgive me|my fault", r"对不起|抱歉|不好意思|是我的错|原谅我"),
-    ("farewell", r"bye|goodbye|see (you|ya)|good ?night|talk later|take care|gotta go",
-     r"再见|拜拜|晚安|回头见|明天见|先走了|下次见"),
-    ("greeting", r"^(hi|hello|hey|yo|morning|good (morning|afternoon|evening))\b|long time no see",
-     r"^(你好|您好|嗨|哈喽|早上好|早安|早啊|下午好|晚上好)|好久不见"),
-    ("comfort", r"it'?s (going to be|gonna be) ok|don'?t worry|cheer up|you'?ll be fine|i'?m here for you|hugs?",
-     r"别担心|没事的|别难过|加油|会好的|抱抱|别哭|我陪你"),
-    ("affection", r"love you|miss you|luv u|xoxo|kisses", r"爱你|想你|喜欢你|亲亲|么么哒"),
-    ("refusal", r"^no\b|no way|nope|not going to|i won'?t|i refuse|forget it|never mind",
-     r"不要|不行|不用了|没门|算了吧|我不去|拒绝|才不"),
-    ("agreement", r"^(ok|okay|sure|yes|yeah|yep|agreed|deal|exactly|right)\b|sounds good|of course",
-     r"^(好的|好啊|行|可以|没问题|对|是的|嗯嗯|当然)|同意|就这么定了"),
-    ("request", r"^(please|pls|can you|could you|would you|help me)\b|let'?s\b",
-     r"^(请|帮我|麻烦你|能不能|你能)|我们一起"),
-    ("tease", r"\blol\b.*\byou\b|just kidding|jk|haha you|gotcha", r"开玩笑|逗你|哈哈你|你真笨|略略略"),
-)
-_QUESTION = re.compile(r"[?？]\s*$|(吗|呢|么)[。！!]?\s*$|^(what|why|how|who|where|when|do you|did you|are you|is it)\b")
-_COMPILED = tuple((name, re.compile(rf"\b(?:{en})\b"), re.compile(zh)) for name, en, zh in TEXT_RULES)
-
-
-def intention_from_text(text: str) -> str:
-    """The intention of one utterance by the cue rules; "inform" when none applies."""
-    lowered = text.strip().lower()
-    for name, english, chinese in _COMPILED:
-        if english.search(lowered) or chinese.search(lowered):
-            return name
-    return "question" if _QUESTION.search(lowered) else "inform"
-
+__all__ = ["TEXT_RULES", "intention_from_text", "reply_intention", "sticker_intentions"]
 
 # What a sticker reply does to a turn that does `intention` (the reply mirrors greetings and farewells,
 # answers thanks with warmth, an apology with comfort, good news with congratulations...). Used to label
