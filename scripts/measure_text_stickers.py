@@ -15,6 +15,10 @@ per language:
 - probe_r1: for every probe dialogue of the same language (probes/dialogues.jsonl), the same 8-sticker sets
   reranked by the full model (IEGA + SAMM, `eigml.rerank.rerank`): the sticker of the dialogue's expected
   emotion is first. This one also depends on how well the model reads the dialogue (issue 8);
+- act_top5: for every probe dialogue of the language whose expected reply intention is an act that some
+  phrase of the pack does (`PHRASE_ACTS`, labelled by hand: "谢谢你" thanks, "抱抱" comfort, "明天见" farewell),
+  all the language's text stickers reranked by the full model: one whose phrase does that act is in the top
+  5 (`act_dialogues` counts them). Words do acts through `index.embed.with_text_feelings`;
 - ocr_exact: OCR text equals the drawn phrase (case, spaces and punctuation ignored).
 
 read_right is also given over the phrases that appear nowhere in the default model's training texts
@@ -51,6 +55,17 @@ from training.text_pack import build_text_pack, find_cjk_font, text_stickers  # 
 CACHE = Paths.from_env().cache_dir
 REPO = Path(__file__).resolve().parents[1]
 PROBES = REPO / "probes" / "dialogues.jsonl"
+
+
+# What each phrase of the text pack does, by hand: the judge of act_top5, written apart from the index's
+# cue rules (eigml.intentions), which read "no thanks" as thanks. Phrases that do no act are left out.
+PHRASE_ACTS = {
+    "OK": "agreement", "got it": "agreement", "noted": "agreement", "好的": "agreement", "收到": "agreement",
+    "知道了": "agreement", "see you at 5": "farewell", "明天见": "farewell", "love you": "affection",
+    "miss you": "affection", "I miss you": "affection", "爱你": "affection", "想你了": "affection",
+    "thank u": "thanks", "谢谢你": "thanks", "hugs": "comfort", "抱抱": "comfort", "sorry...": "apology",
+    "no thanks": "refusal", "走开！": "refusal", "help!": "request", "救命": "request",
+}
 
 
 def _norm(text: str) -> str:
@@ -126,7 +141,18 @@ def main() -> None:
                 for d, scores in zip(mine_dialogues, rerank(model, queries, encoding, [rows] * len(mine_dialogues)),
                                      strict=True):
                     hits.append(EMOTIONS[int(np.argmax(scores))] == d["emotion"])
+            mine_rows = np.array([row[sid] for sid in mine])
+            acts = {PHRASE_ACTS.get(stickers[sid].text) for sid in mine} - {None}
+            act_dialogues = [k for k, d in enumerate(mine_dialogues) if d["intention"] in acts]
+            act_hits = []
+            all_scores = rerank(model, queries, encoding, [mine_rows] * len(mine_dialogues))
+            for k in act_dialogues:
+                top = [mine[j] for j in np.argsort(-all_scores[k], kind="stable")[:5]]
+                act_hits.append(any(PHRASE_ACTS.get(stickers[sid].text) == mine_dialogues[k]["intention"]
+                                    for sid in top))
             result[lang] = {"read_right": round(float(read_right), 3),
+                            "act_top5": round(float(np.mean(act_hits)), 3) if act_hits else None,
+                            "act_dialogues": len(act_hits),
                             "read_right_unseen": round(float(read_right_unseen), 3),
                             "unseen_stickers": sum(sid in unseen for sid in mine), "first_among_8": round(float(np.mean(firsts)), 3),
                             "probe_r1": round(float(np.mean(hits)), 3), "probe_dialogues": len(mine_dialogues),
