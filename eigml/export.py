@@ -237,9 +237,9 @@ class QueryEncoder:
             tokens = self.model.text_encoder.tokenize(dialogues)
         outputs = self.session.run(list(OUTPUT_NAMES), {name: tokens[name].numpy() for name in INPUT_NAMES})
         values = dict(zip(OUTPUT_NAMES, (torch.from_numpy(o) for o in outputs), strict=True))
-        return QueryEncoding(query=values["query"], emotion_probs=values["emotion_probs"],
-                             intention_probs=values["intention_probs"],
-                             features={name: values[name] for name in OUTPUT_NAMES[3:]})
+        return self.model.with_act_cues(dialogues, QueryEncoding(
+            query=values["query"], emotion_probs=values["emotion_probs"], intention_probs=values["intention_probs"],
+            features={name: values[name] for name in OUTPUT_NAMES[3:]}))
 
     def _empty(self) -> QueryEncoding:
         d = self.model.config.dim

@@ -9,6 +9,11 @@ eigml.labels.INTENTIONS.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+
+import torch
+
+from eigml.dialogue import Dialogue
 
 # (intention, English pattern, Chinese pattern), tried in order. English patterns are matched on the
 # lower-cased text with word boundaries; Chinese ones as plain substrings.
@@ -43,3 +48,36 @@ def intention_from_text(text: str) -> str:
         if english.search(lowered) or chinese.search(lowered):
             return name
     return "question" if _QUESTION.search(lowered) else "inform"
+
+
+# Social formulas that a reply returns in kind: hello is answered with hello, a goodbye with a goodbye, "I miss
+# you" with affection (training.data.intentions.REPLY_TO_INTENTION maps each to itself). When the latest turn
+# says one outright ("拜拜", "good morning", "想你了"), the reply does that act whatever else the model reads:
+# the default model read "好久不见！我回国啦" as a goodbye (0.82) and "我要去机场了，拜拜！下个月见" as a
+# question (docs/results.md, 2026-12-07, tenth session). Rules for other acts are looser ("yeah" agrees) or
+# the reply is no mirror (an apology may anger), so only these three are trusted.
+MIRRORED_ACTS = ("greeting", "farewell", "affection")
+CUE_WEIGHT = 0.5  # the share of the reply's intention distribution the cue takes: argmax whenever it fires
+
+
+def mirrored_act(dialogue: Dialogue) -> str | None:
+    """The act the latest turn does outright and a reply returns in kind (MIRRORED_ACTS), else None."""
+    if not dialogue.turns:
+        return None
+    act = intention_from_text(dialogue.turns[-1].text)
+    return act if act in MIRRORED_ACTS else None
+
+
+def with_act_cues(dialogues: Sequence[Dialogue], intention_probs: torch.Tensor, labels: Sequence[str],
+                  weight: float = CUE_WEIGHT) -> torch.Tensor:
+    """(B, A) reply intention distributions, each dialogue whose latest turn does a mirrored act mixed with
+    that act: (1 - weight) p + weight one_hot(act). Others, and models without that label, are unchanged."""
+    acts = [mirrored_act(d) for d in dialogues]
+    rows = [(i, list(labels).index(a)) for i, a in enumerate(acts) if a is not None and a in labels]
+    if not rows:
+        return intention_probs
+    out = intention_probs.clone()
+    for i, j in rows:
+        out[i] = (1 - weight) * out[i]
+        out[i, j] += weight
+    return out

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from eigml.animation import Frames
 from eigml.dialogue import Dialogue, Turn
+from eigml.intentions import with_act_cues
 from eigml.labels import EMOTIONS
 from eigml.model.config import ModelConfig
 from eigml.model.dlcf import DLCFLoss, Views
@@ -162,7 +163,15 @@ class EIGML(nn.Module):
 
     def encode_dialogues(self, dialogues: Sequence[Dialogue]) -> QueryEncoding:
         tokens = self.text_encoder.tokenize(dialogues)
-        return self.query_encoding(self.encode_tokens(tokens, last_turn_texts(dialogues)))
+        return self.with_act_cues(dialogues, self.query_encoding(self.encode_tokens(tokens, last_turn_texts(dialogues))))
+
+    def with_act_cues(self, dialogues: Sequence[Dialogue], encoding: QueryEncoding) -> QueryEncoding:
+        """`encoding` whose reply intentions follow a greeting, goodbye or affection the latest turn says
+        outright (`eigml.intentions.with_act_cues`); every path that encodes dialogues ends here."""
+        if not self.intention_labels:
+            return encoding
+        return encoding._replace(intention_probs=with_act_cues(dialogues, encoding.intention_probs,
+                                                               self.intention_labels))
 
     # ---- score ----------------------------------------------------------------------------------
     def score(self, queries: QueryEncoding, stickers: StickerEncoding, candidates: Tensor) -> Tensor:

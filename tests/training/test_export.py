@@ -186,3 +186,18 @@ def test_int8_export_over_its_tolerance_leaves_nothing(tiny_checkpoint: Path, ca
         with pytest.raises(SystemExit, match="int8 graph"):
             main(["export", "--model", str(tiny_checkpoint), "--out", str(out), "--int8", "--int8-min-cosine", "1"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_both_backends_follow_a_greeting_said_outright(onnx_file: Path, tiny_checkpoint: Path,
+                                                      cache_dir: Path) -> None:
+    # a fresh copy of the tiny model (other tests patch the shared one), its two intentions renamed so that
+    # one is an act a cue sets (same head, same ONNX file)
+    model = load_checkpoint(tiny_checkpoint, models_dir=cache_dir / "models")
+    greeter = load_checkpoint(tiny_checkpoint, models_dir=cache_dir / "models")
+    greeter.intention_labels = ("inform", "greeting")
+    dialogues = [Dialogue((Turn("A", "good morning!"),)), Dialogue((Turn("A", "the bus is late"),))]
+    raw = torch_encoding(model, dialogues).intention_probs
+    for backend in ("torch", "onnx"):
+        encoded = QueryEncoder(greeter, onnx_file, backend=backend).encode(dialogues).intention_probs
+        assert encoded[0, 1].item() >= 0.5, backend
+        torch.testing.assert_close(encoded[1], raw[1], atol=TOLERANCE, rtol=0)
