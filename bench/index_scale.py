@@ -105,7 +105,7 @@ def build(factory: str, vectors: np.ndarray, train: np.ndarray, niter: int,
 
 
 def refine_parameters(index: faiss.Index, settings: SearchSettings, k_factor: float) -> faiss.SearchParameters:
-    """IVF-PQ fast-scan with exact re-ranking: nprobe for the coarse lists, k_factor * k codes re-scored."""
+    """IVF codes (PQ fast-scan, SQ8) with exact re-ranking: nprobe for the coarse lists, k_factor * k re-scored."""
     base = search_parameters(faiss.downcast_index(index).base_index, settings)
     return faiss.IndexRefineSearchParameters(k_factor=k_factor, base_index_params=base)
 
@@ -214,6 +214,14 @@ def run(args: argparse.Namespace) -> list[Row]:
             rows += measure(factory, index, [SearchSettings(nprobe=n) for n in args.nprobe], seconds, rss, queries,
                             timed, exact, k_factor=k_factor)
         del index
+    if "ivfsq" in options:  # 8-bit scalar codes (a quarter of the bytes to scan), the shortlist re-scored exactly
+        factory = f"IVF{args.nlist},SQ8,RFlat"
+        index, seconds, rss = build(factory, vectors, train, args.niter, quantizer_from=ivf_flat)
+        for k_factor in args.sq_k_factor:
+            rows += measure(factory + ("*" if ivf_flat is not None else ""), index,
+                            [SearchSettings(nprobe=n) for n in args.nprobe], seconds, rss, queries, timed, exact,
+                            k_factor=k_factor)
+        del index
     del ivf_flat
     if "hnsw" in options:
         index, seconds, rss = build(f"HNSW{args.hnsw_m}", vectors, train, args.niter)
@@ -251,7 +259,7 @@ def render(rows: list[Row], args: argparse.Namespace, argv: list[str], seconds: 
     for r in rows:
         lines.append(f"| {r.option} | {r.setting} | {r.build_seconds:.1f} | {r.index_mib:.0f} | {r.rss_mib:.0f} | "
                      f"{r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.recall:.3f} |")
-    lines += ["", "\\* IVF-PQ reuses the IVF-Flat centroids, so its build time excludes k-means. "
+    lines += ["", "\\* IVF-PQ and IVF-SQ8 reuse the IVF-Flat centroids, so their build time excludes k-means. "
               "Build and RSS are per option, not per query setting. The index's documented query defaults "
               f"(index/ann.py) are nprobe = max({MIN_NPROBE}, nlist / {NPROBE_FRACTION}) = "
               f"{min(args.nlist, max(MIN_NPROBE, args.nlist // NPROBE_FRACTION))} here and efSearch = {DEFAULT_EF_SEARCH}.", REAL_END if args.real is not None else END]
@@ -273,11 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--niter", type=int, default=10, help="k-means iterations (IVF and PQ)")
     parser.add_argument("--nprobe", type=int, nargs="+", default=[16, 64, 128])
     parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256])
-    parser.add_argument("--options", default="flat,ivf,ivfpq,hnsw", help="any of flat,ivf,ivfpq,ivfpqfs,hnsw")
+    parser.add_argument("--options", default="flat,ivf,ivfpq,hnsw",
+                        help="any of flat,ivf,ivfpq,ivfpqfs,ivfsq,hnsw")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--hnsw-m", type=int, default=32, help="HNSW links per node")
     parser.add_argument("--k-factor", type=float, nargs="+", default=[4, 64],
                         help="ivfpqfs: shortlist re-scored exactly, x k")
+    parser.add_argument("--sq-k-factor", type=float, nargs="+", default=[2],
+                        help="ivfsq: shortlist of k_factor * k SQ8 candidates re-scored exactly")
     parser.add_argument("--real", type=Path, help="index root: replicate its sticker vectors (real-like)")
     parser.add_argument("--model", type=Path, help="with --real: the checkpoint that encodes the query dialogues")
     parser.add_argument("--noise", type=float, default=0.5, help="with --real: relative noise of each copy")

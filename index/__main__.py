@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              help="FAISS index factory: Flat (default for build), 'IVF256,Flat', HNSW32, ...")
         command.add_argument("--nprobe", type=int, default=None, help="IVF lists searched per query")
         command.add_argument("--ef-search", type=int, default=None, help="HNSW candidate list size")
+        command.add_argument("--k-factor", type=float, default=None,
+                             help="factories ending ',RFlat': k_factor * k candidates re-scored exactly")
         command.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
         command.add_argument("--batch-size", type=int, default=64)
         command.add_argument("--keep", type=int, default=3, help="index versions to keep")
@@ -73,7 +75,7 @@ def make_config(args: argparse.Namespace) -> IndexCommandConfig:
         packs=tuple(p.strip() for p in args.packs.split(",") if p.strip()) if getattr(args, "packs", None) else None,
         add_packs=tuple(getattr(args, "add_packs", ())), remove_packs=tuple(getattr(args, "remove_packs", ())),
         full=getattr(args, "full", False), publish=not args.no_publish, progress=not args.no_progress,
-        index=IndexSettings(factory=args.factory, nprobe=args.nprobe, ef_search=args.ef_search, device=args.device,
+        index=IndexSettings(factory=args.factory, nprobe=args.nprobe, ef_search=args.ef_search, k_factor=args.k_factor, device=args.device,
                             batch_size=args.batch_size, keep_versions=args.keep, ocr=args.ocr),
     )
 

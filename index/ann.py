@@ -5,6 +5,9 @@ Factories (the FAISS `index_factory` strings) and their documented query setting
   "IVF<nlist>,Flat"     e.g. "IVF256,Flat" (nlist ~ 4 * sqrt(N)); nprobe = max(64, nlist // 16)
   "IVF<nlist>,PQ<m>"    compressed (m bytes a vector); same nprobe; lower recall, least memory
   "HNSW<M>"             e.g. "HNSW32"; ef_search = 256
+  "IVF<nlist>,SQ8,RFlat" 8-bit codes scanned (a quarter of the bytes), then k_factor * k candidates re-scored
+                        exactly (k_factor = 2); same nprobe; the fastest at 1M for the same recall
+                        (docs/performance.md), at the memory of Flat plus a quarter
 These give recall@100 >= 0.98 against exact search on 20k clustered vectors (tests/index/test_recall.py);
 at 1M vectors in 10k clusters (docs/performance.md) IVF4096 at nprobe 128 reached 0.92 and HNSW32 at
 ef_search 256 0.90, so raise them (--nprobe, --ef-search) where recall matters more than a millisecond.
@@ -23,6 +26,7 @@ from index.store import SearchSettings
 
 Device = Literal["auto", "cpu", "cuda"]
 DEFAULT_EF_SEARCH = 256
+DEFAULT_K_FACTOR = 2.0  # ",RFlat": SQ8 scores are close enough that 2k candidates hold the exact top k
 MIN_NPROBE = 64
 NPROBE_FRACTION = 16  # visit at least 1/16 of the inverted lists
 
@@ -70,8 +74,17 @@ def _is_hnsw(index: faiss.Index) -> bool:
     return hasattr(faiss.downcast_index(index), "hnsw")
 
 
+def _refine(index: faiss.Index) -> faiss.IndexRefine | None:
+    """The re-scoring wrapper of a ",RFlat" factory, else None."""
+    concrete = faiss.downcast_index(index)
+    return concrete if isinstance(concrete, faiss.IndexRefine) else None
+
+
 def default_settings(index: faiss.Index) -> SearchSettings:
     """The documented query settings for a built index (see the module docstring)."""
+    refine = _refine(index)
+    if refine is not None:
+        return default_settings(refine.base_index).model_copy(update={"k_factor": DEFAULT_K_FACTOR})
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None:
         return SearchSettings(nprobe=min(ivf.nlist, max(MIN_NPROBE, ivf.nlist // NPROBE_FRACTION)))
@@ -116,6 +129,12 @@ def search_parameters(index: faiss.Index, settings: SearchSettings,
                       selector: faiss.IDSelector | None = None) -> faiss.SearchParameters:
     """Per-call parameters (thread-safe: the index itself is never modified)."""
     # keyword construction makes the parameters hold a reference to the selector (SWIG would not)
+    refine = _refine(index)
+    if refine is not None:  # the selector filters the base index's candidates, which are then re-scored
+        base = search_parameters(refine.base_index, settings, selector)
+        # keyword construction also keeps `base` (and its selector) alive; faiss's stubs lack the keywords
+        return faiss.IndexRefineSearchParameters(  # type: ignore[call-arg]
+            k_factor=settings.k_factor or DEFAULT_K_FACTOR, base_index_params=base)
     extra: dict[str, object] = {} if selector is None else {"sel": selector}
     if faiss.try_extract_index_ivf(index) is not None:
         if settings.nprobe is not None:

@@ -23,15 +23,16 @@ class IndexSettings(BaseModel):
     factory: str | None = None  # FAISS index_factory string; None: "Flat" for build, the current one for update
     nprobe: int | None = Field(default=None, ge=1)  # IVF; None: the documented default (index.ann)
     ef_search: int | None = Field(default=None, ge=1)  # HNSW; None: the documented default
+    k_factor: float | None = Field(default=None, ge=1)  # ",RFlat" factories; None: the documented default
     device: Device = "auto"  # FAISS on the GPU when one is present (auto) or required (cuda)
     batch_size: int = Field(default=64, ge=1)  # stickers embedded per batch
     keep_versions: int = Field(default=3, ge=1)  # older versions are deleted after publishing
     ocr: OcrMode = "auto"  # read the words drawn on stickers into the index (eigml.ocr); ~0.6 s a new image
 
     def search(self) -> SearchSettings | None:
-        if self.nprobe is None and self.ef_search is None:
+        if self.nprobe is None and self.ef_search is None and self.k_factor is None:
             return None
-        return SearchSettings(nprobe=self.nprobe, ef_search=self.ef_search)
+        return SearchSettings(nprobe=self.nprobe, ef_search=self.ef_search, k_factor=self.k_factor)
 
 
 class IndexCommandConfig(BaseModel):

@@ -99,6 +99,7 @@ class SearchSettings(BaseModel):
 
     nprobe: int | None = None  # IVF: inverted lists visited per query
     ef_search: int | None = None  # HNSW: candidate list size per query
+    k_factor: float | None = None  # re-scored factories (",RFlat"): k_factor * k candidates scored exactly
 
 
 class Dims(BaseModel):

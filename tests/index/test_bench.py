@@ -30,6 +30,21 @@ def test_index_scale_bench_writes_its_section(tmp_path: Path) -> None:
     assert recall[("IVF16,Flat", "nprobe=4")] < 1.0
 
 
+def test_index_scale_bench_measures_sq8_with_exact_rescoring(tmp_path: Path) -> None:
+    out = tmp_path / "performance.md"
+    command = [sys.executable, "bench/index_scale.py", "--count", "3000", "--clusters", "30", "--nlist", "16",
+               "--queries", "50", "--timed", "10", "--train", "3000", "--options", "ivf,ivfsq",
+               "--nprobe", "4", "16", "--sq-k-factor", "2", "--threads", "1", "--out", str(out)]
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=300)
+    rows = re.findall(r"^\| (\S+) \| ([^|]+) \|.*\| ([0-9.]+) \|$", out.read_text(), re.M)
+    recall = {(o, s.strip()): float(r) for o, s, r in rows}
+    assert set(recall) == {("IVF16,Flat", "nprobe=4"), ("IVF16,Flat", "nprobe=16"),
+                           ("IVF16,SQ8,RFlat*", "nprobe=4, k_factor=2"), ("IVF16,SQ8,RFlat*", "nprobe=16, k_factor=2")}
+    # every list visited, 2k SQ8 candidates re-scored exactly: the exact top 100
+    assert recall[("IVF16,SQ8,RFlat*", "nprobe=16, k_factor=2")] >= 0.99
+    assert recall[("IVF16,SQ8,RFlat*", "nprobe=4, k_factor=2")] < 1.0
+
+
 def test_real_like_vectors_are_noisy_copies_of_the_stickers() -> None:
     import importlib.util
 

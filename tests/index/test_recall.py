@@ -15,7 +15,7 @@ from index.build import build_index
 from index.evaluate import clustered_unit_vectors, exact_search, neighbor_recall_at_k
 from index.search import load_index
 
-APPROXIMATE = ["IVF256,Flat", "HNSW32"]
+APPROXIMATE = ["IVF256,Flat", "IVF256,SQ8,RFlat", "HNSW32"]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from index.store import IndexStoreError, encode_files, publish_version, read_ver
 
 # tiny settings make every approximate index exhaustive here, so results must equal exact search;
 # recall at realistic sizes is tests/index/test_recall.py's job
-FACTORIES = {"Flat": None, "IVF4,Flat": 4, "HNSW8": None}
+FACTORIES = {"Flat": None, "IVF4,Flat": 4, "IVF4,SQ8,RFlat": 4, "HNSW8": None}
 
 
 @pytest.fixture(scope="module")
