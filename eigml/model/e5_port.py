@@ -196,7 +196,12 @@ def e5_model_dir(models_dir: Path | None) -> Path:
     if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
         return target
     config, state = convert_state_dict(weights)
-    model = BertModel(config, add_pooling_layer=False)
+    # BertModel(config) draws random initial weights (then overwritten) from the global RNG. Converting must not
+    # move it: the first `make run` on a new machine converts inside training, right after seeding, so its
+    # heads started from other weights than any later run's and it trained another model (docs/results.md,
+    # 2026-12-07, tenth session).
+    with torch.random.fork_rng(devices=[]):
+        model = BertModel(config, add_pooling_layer=False)
     model.load_state_dict(state, strict=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

