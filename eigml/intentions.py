@@ -58,6 +58,12 @@ def intention_from_text(text: str) -> str:
 # the reply is no mirror (an apology may anger), so only these three are trusted.
 MIRRORED_ACTS = ("greeting", "farewell", "affection")
 CUE_WEIGHT = 0.5  # the share of the reply's intention distribution the cue takes: argmax whenever it fires
+# Greetings and goodbyes are formulas: a reply greets or says goodbye when the message does. When the latest
+# turn says neither, they keep this share of their probability (the rest spread over the other intentions by
+# renormalising). The default model read "the meeting moved to 3pm" and "I'll pick you up at 7" as goodbyes
+# (words near "good night" and "see you at 5") and answered them with 👋.
+FORMULAS = ("greeting", "farewell")
+UNSAID_SHARE = 0.25
 
 
 def mirrored_act(dialogue: Dialogue) -> str | None:
@@ -69,15 +75,20 @@ def mirrored_act(dialogue: Dialogue) -> str | None:
 
 
 def with_act_cues(dialogues: Sequence[Dialogue], intention_probs: torch.Tensor, labels: Sequence[str],
-                  weight: float = CUE_WEIGHT) -> torch.Tensor:
-    """(B, A) reply intention distributions, each dialogue whose latest turn does a mirrored act mixed with
-    that act: (1 - weight) p + weight one_hot(act). Others, and models without that label, are unchanged."""
-    acts = [mirrored_act(d) for d in dialogues]
-    rows = [(i, list(labels).index(a)) for i, a in enumerate(acts) if a is not None and a in labels]
-    if not rows:
-        return intention_probs
+                  weight: float = CUE_WEIGHT, unsaid: float = UNSAID_SHARE) -> torch.Tensor:
+    """(B, A) reply intention distributions after the cues of each dialogue's latest turn:
+    - it does a mirrored act: (1 - weight) p + weight one_hot(act);
+    - it does neither a greeting nor a goodbye: those two keep `unsaid` of their probability, renormalised.
+    Intentions the model lacks are skipped; the input is not modified."""
+    names = list(labels)
+    formulas = [names.index(a) for a in FORMULAS if a in names]
     out = intention_probs.clone()
-    for i, j in rows:
-        out[i] = (1 - weight) * out[i]
-        out[i, j] += weight
+    for i, dialogue in enumerate(dialogues):
+        act = mirrored_act(dialogue)
+        if act not in FORMULAS and formulas:
+            out[i, formulas] *= unsaid
+            out[i] /= out[i].sum().clamp_min(1e-12)
+        if act is not None and act in names:
+            out[i] = (1 - weight) * out[i]
+            out[i, names.index(act)] += weight
     return out

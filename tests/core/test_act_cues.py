@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from eigml.dialogue import Dialogue, Turn
-from eigml.intentions import CUE_WEIGHT, mirrored_act, with_act_cues
+from eigml.intentions import CUE_WEIGHT, UNSAID_SHARE, mirrored_act, with_act_cues
 
 LABELS = ("affection", "farewell", "greeting", "inform", "thanks")
 
@@ -30,15 +30,28 @@ def test_only_the_latest_turn_counts() -> None:
     assert mirrored_act(Dialogue(())) is None
 
 
-def test_a_cue_takes_its_share_and_others_stay() -> None:
-    probs = torch.tensor([[0.1, 0.1, 0.1, 0.6, 0.1], [0.1, 0.1, 0.1, 0.6, 0.1], [0.2, 0.2, 0.2, 0.2, 0.2]])
-    out = with_act_cues([one("拜拜"), one("the bus is late"), one("hi there")], probs, LABELS)
+def test_a_cue_takes_its_share() -> None:
+    probs = torch.tensor([[0.1, 0.1, 0.1, 0.6, 0.1], [0.2, 0.2, 0.2, 0.2, 0.2]])
+    out = with_act_cues([one("拜拜"), one("hi there")], probs, LABELS)
     expected_first = (1 - CUE_WEIGHT) * probs[0] + CUE_WEIGHT * torch.eye(5)[LABELS.index("farewell")]
     torch.testing.assert_close(out[0], expected_first)
     assert out[0].argmax().item() == LABELS.index("farewell") and out[0].sum().item() == pytest.approx(1.0)
-    torch.testing.assert_close(out[1], probs[1])  # no cue: unchanged
-    assert out[2].argmax().item() == LABELS.index("greeting")
+    assert out[1].argmax().item() == LABELS.index("greeting")
     torch.testing.assert_close(probs[0], torch.tensor([0.1, 0.1, 0.1, 0.6, 0.1]))  # the input is not modified
+
+
+def test_no_greeting_or_goodbye_is_read_into_a_message_that_says_neither() -> None:
+    # "I'll pick you up at 7" read as a goodbye got 👋: unsaid, the two formulas keep a share and the rest rises
+    probs = torch.tensor([[0.1, 0.5, 0.1, 0.2, 0.1]])
+    out = with_act_cues([one("I'll pick you up at 7")], probs, LABELS)
+    kept = probs[0].clone()
+    kept[[LABELS.index("farewell"), LABELS.index("greeting")]] *= UNSAID_SHARE
+    torch.testing.assert_close(out[0], kept / kept.sum())
+    assert out[0].argmax().item() == LABELS.index("inform") and out[0].sum().item() == pytest.approx(1.0)
+    # a message that says "I miss you" is answered with affection and no goodbye either
+    out = with_act_cues([one("I miss you so much")], probs, LABELS)
+    assert out[0].argmax().item() == LABELS.index("affection")
+    assert out[0, LABELS.index("farewell")] < probs[0, LABELS.index("farewell")] * (1 - CUE_WEIGHT)
 
 
 def test_a_model_without_the_act_is_left_alone() -> None:
