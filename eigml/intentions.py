@@ -66,12 +66,19 @@ FORMULAS = ("greeting", "farewell")
 UNSAID_SHARE = 0.25
 
 
+def acts_said(text: str) -> list[str]:
+    """Every act whose cue words appear in `text`, in the rules' order ("谢谢招待，我先回去啦，拜拜" thanks and
+    says goodbye; `intention_from_text` keeps only the first)."""
+    lowered = text.strip().lower()
+    return [name for name, english, chinese in _COMPILED if english.search(lowered) or chinese.search(lowered)]
+
+
 def mirrored_act(dialogue: Dialogue) -> str | None:
-    """The act the latest turn does outright and a reply returns in kind (MIRRORED_ACTS), else None."""
+    """The act a reply returns in kind (MIRRORED_ACTS) that the latest turn does outright, the first in the
+    rules' order (goodbye, greeting, affection) when it does several, else None."""
     if not dialogue.turns:
         return None
-    act = intention_from_text(dialogue.turns[-1].text)
-    return act if act in MIRRORED_ACTS else None
+    return next((act for act in acts_said(dialogue.turns[-1].text) if act in MIRRORED_ACTS), None)
 
 
 def with_act_cues(dialogues: Sequence[Dialogue], intention_probs: torch.Tensor, labels: Sequence[str],

@@ -18,6 +18,8 @@ def one(text: str) -> Dialogue:
 @pytest.mark.parametrize(("text", "act"), [
     ("我要去机场了，拜拜！下个月见", "farewell"), ("好久不见！我回国啦", "greeting"), ("早上好呀宝贝", "greeting"),
     ("good night babe, sweet dreams", "farewell"), ("I miss you so much", "affection"), ("hello!", "greeting"),
+    # a goodbye after thanks is still a goodbye (the first rule that matches is thanks)
+    ("今天玩得很开心，谢谢招待，我先回去啦，拜拜", "farewell"), ("thanks for everything, see you soon!", "farewell"),
     # no mirrored act: thanks is answered with warmth, not thanks; news has no formula
     ("thank you so much", None), ("my grandma passed away last night", None), ("我被裁员了", None),
 ])
