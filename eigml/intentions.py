@@ -4,16 +4,22 @@ Used where no dialogue act is labelled: training labels its texts with it, and t
 drawn on a sticker ("BYE BYE", "谢谢你") with it, so a worded sticker does what its words say. The first
 rule that matches wins, a question mark makes a question, anything else informs; the vocabulary is
 eigml.labels.INTENTIONS.
+
+A sticker's acts come from its names and tags in English and Chinese (`STICKER_CUES`: 👋 "waving hand, bye,
+hello" greets and says farewell; 🙏 "folded hands, thanks"): training takes them as the stickers' intention
+labels, and the index mixes them into what a tagged sticker does (`index.embed.with_tag_acts`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
+from eigml.catalog import Sticker
 from eigml.dialogue import Dialogue
+from eigml.labels import INTENTIONS
 
 # (intention, English pattern, Chinese pattern), tried in order. English patterns are matched on the
 # lower-cased text with word boundaries; Chinese ones as plain substrings.
@@ -99,3 +105,55 @@ def with_act_cues(dialogues: Sequence[Dialogue], intention_probs: torch.Tensor, 
             out[i] = (1 - weight) * out[i]
             out[i, names.index(act)] += weight
     return out
+
+
+# Sticker tags (emojibase names and tags, en and zh): whole tags or words that mark an intention.
+STICKER_CUES: dict[str, tuple[str, ...]] = {
+    "greeting": ("waving hand", "hello", "hi", "招手", "你好", "打招呼", "挥手"),
+    "farewell": ("waving hand", "bye", "goodbye", "再见", "拜拜", "挥手"),
+    "thanks": ("thanks", "thank you", "grateful", "pray", "folded hands", "谢谢", "感谢", "祈祷", "双手合十"),
+    "apology": ("sorry", "apology", "bow", "bowing", "鞠躬", "道歉", "对不起"),
+    "congratulations": ("congratulations", "celebration", "celebrate", "party", "tada", "confetti", "clap",
+                        "clapping", "trophy", "medal", "祝贺", "庆祝", "派对", "鼓掌", "奖杯", "彩带"),
+    "comfort": ("hug", "hugging", "comfort", "拥抱", "抱抱", "安慰"),
+    "agreement": ("ok", "okay", "thumbs up", "+1", "yes", "agree", "approve", "check mark",
+                  "好", "赞", "同意", "可以", "点赞", "竖起大拇指"),
+    "refusal": ("no", "not", "prohibited", "forbidden", "thumbs down", "-1", "cross mark", "no good",
+                "stop", "禁止", "不行", "拒绝", "不", "叉"),
+    "question": ("question", "thinking", "thought", "wonder", "confused", "shrug", "疑问", "问号", "思考",
+                 "困惑", "耸肩"),
+    "affection": ("kiss", "love", "heart", "in love", "adore", "亲", "飞吻", "爱", "爱心", "心"),
+    "tease": ("tongue", "wink", "winking", "zany", "silly", "joke", "吐舌", "眨眼", "调皮", "鬼脸"),
+    "request": ("please", "beg", "pleading", "请", "拜托", "求"),
+}
+_STICKER_WORD = {name: frozenset(words) for name, words in STICKER_CUES.items()}
+
+
+def sticker_intentions(words: Iterable[str]) -> dict[str, float]:
+    """Intentions a sticker's names and tags mark, each with weight 1 / (number marked); {} when none."""
+    tags = {w.strip().lower() for w in words if w and w.strip()}
+    # a multi-word name also counts its words ("waving hand" -> "waving")
+    tags |= {part for tag in list(tags) if " " in tag for part in tag.split()}
+    marked = [name for name in INTENTIONS if name in _STICKER_WORD and tags & _STICKER_WORD[name]]
+    return {name: 1.0 / len(marked) for name in marked}
+
+
+# Pictures of people together (couples, kisses, families, people holding hands) are about those people, not
+# a reaction one sends: they answered thanks and good news with kissing couples (docs/results.md,
+# 2026-12-07). They show no feeling and mark no intention, so they are ranked by what they match.
+SCENE_TAGS = frozenset({"couple", "family"})
+SCENE_NAMES = ("kiss:", "couple with heart", "family")  # name prefixes; also the name "kiss" itself (💏)
+
+
+def depicts_people(sticker: Sticker) -> bool:
+    """Whether the sticker pictures people together (see SCENE_TAGS): no feeling, no intention."""
+    name = sticker.names.get("en", "").lower()
+    # not a bare "kiss" prefix: 😗 "kissing face" and 💋 "kiss mark" are reactions
+    return bool(SCENE_TAGS & set(sticker.tags.get("en", ()))) or name == "kiss" or name.startswith(SCENE_NAMES)
+
+
+def sticker_acts(sticker: Sticker) -> Mapping[str, float]:
+    """The intentions a sticker's names and tags mark (`sticker_intentions`), none for pictures of people."""
+    if depicts_people(sticker):
+        return {}
+    return sticker_intentions([*sticker.names.values(), *(t for tags in sticker.tags.values() for t in tags)])

@@ -22,7 +22,14 @@ import numpy as np
 from eigml.catalog import Catalog
 from eigml.model.eigml import EIGML
 from index.ann import Device, build_faiss_index, check_factory, default_settings, resolve_device, serialize
-from index.embed import embed_stickers, file_sha256, read_texts, with_text_feelings
+from index.embed import (
+    TAG_ACT_WEIGHT,
+    embed_stickers,
+    file_sha256,
+    read_texts,
+    with_tag_acts,
+    with_text_feelings,
+)
 from index.store import (
     Dims,
     IndexStoreError,
@@ -196,11 +203,13 @@ def _write_version(model: EIGML, catalog: Catalog, root: Path, packs: list[str],
     faiss_device = resolve_device(device)
     checksums = {s: file_sha256(catalog[s].path) for s in ids}
     ocr_key, texts, ocr_read = _texts(catalog, ids, checksums, ocr, text_cache, text_source, progress)
-    if previous is not None and previous.manifest.ocr != ocr_key:
-        previous = None  # its rows carry (or lack) the emotion read from their text under other OCR settings
+    if previous is not None and (previous.manifest.ocr != ocr_key
+                                 or previous.manifest.tag_act_weight != TAG_ACT_WEIGHT):
+        previous = None  # its rows carry (or lack) what their text or tags said under other settings
     plan = plan_rows(ids, checksums, previous)
     embedded = embed_stickers(model, catalog, plan.embed_ids, feature_cache=feature_cache, batch_size=batch_size,
                               progress=progress)
+    embedded = with_tag_acts(model, embedded, [catalog[s] for s in plan.embed_ids])
     embedded = with_text_feelings(model, embedded, [texts.get(s, "") for s in plan.embed_ids])
     arrays = _assemble(plan, previous, embedded)
     index = build_faiss_index(arrays.visual, factory, device=faiss_device)
@@ -225,6 +234,7 @@ def _write_version(model: EIGML, catalog: Catalog, root: Path, packs: list[str],
         "reused": len(plan.reuse),
         "ocr": ocr_key,
         "ocr_read": ocr_read,
+        "tag_act_weight": TAG_ACT_WEIGHT,
     }
     files = encode_files(stickers, pack_records, arrays, serialize(index))
     return publish_version(root, files, fields, activate=publish, keep=keep_versions)

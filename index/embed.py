@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from eigml.catalog import Catalog
+from eigml.catalog import Catalog, Sticker
 from eigml.dialogue import Dialogue, Turn
-from eigml.intentions import intention_from_text
+from eigml.intentions import intention_from_text, sticker_acts
 from eigml.model.eigml import EIGML
 from eigml.model.interface import StickerEncoding
 from eigml.selection import NO_ACTS
@@ -105,20 +105,69 @@ def has_words(text: str) -> bool:
 WORD_ACT_PROB = 0.8
 
 
-def act_embedding(model: EIGML, act: str, prob: float = WORD_ACT_PROB) -> torch.Tensor:
-    """(D,) an intention embedding that the model's intention head reads as `act` with probability `prob`.
+def act_embedding(model: EIGML, act: str | Mapping[str, float], prob: float = WORD_ACT_PROB) -> torch.Tensor:
+    """(D,) an intention embedding that the model's intention head reads as `act` with probability `prob`
+    (or as several acts, `{act: weight}`, sharing `prob` by weight); the rest is spread evenly.
 
     The head is linear (logits = W x + b, W of shape (A, D) with A < D), so W x + b = log p has exact
     solutions; this is the one of least norm. Mixing it into a sticker's intention embedding mixes the
     logits: head((1 - w) x + w x*) = (1 - w) head(x) + w log p."""
     head = model.intention_head
     labels = list(model.intention_labels)
-    if head is None or act not in labels:
-        raise ValueError(f"the model has no intention {act!r}")
-    target = torch.full((len(labels),), (1 - prob) / (len(labels) - 1), dtype=torch.float64)
-    target[labels.index(act)] = prob
+    acts = {act: 1.0} if isinstance(act, str) else dict(act)
+    missing = [a for a in acts if a not in labels]
+    if head is None or missing or not acts:
+        raise ValueError(f"the model has no intention {missing or act!r}")
+    total = sum(acts.values())
+    rest = len(labels) - len(acts)
+    target = torch.full((len(labels),), (1 - prob) / rest if rest else 0.0, dtype=torch.float64)
+    for name, share in acts.items():
+        target[labels.index(name)] = prob * share / total
+    target = target.clamp_min(1e-9) / target.clamp_min(1e-9).sum()
     weight, bias = head.weight.detach().double().cpu(), head.bias.detach().double().cpu()
     return (torch.linalg.pinv(weight) @ (target.log() - bias)).float()
+
+
+# How much of a tagged sticker's intention comes from what its names and tags say it does (👋 "waving hand,
+# bye, hello" greets and says goodbye; 🙏 "folded hands, thanks"), the rest from its picture. The model reads
+# the picture's act loosely: the default read 👋 as goodbye at 0.14 and as greeting at 0.24, no more than a
+# receipt (0.14), so a goodbye's act aspect could not find it (docs/results.md, 2026-12-07, eleventh session).
+TAG_ACT_WEIGHT = 0.7
+# Emoji groups whose stickers are reactions one sends (faces, hearts, hands, people gesturing; 🎉 🏆 among
+# activities). Objects and places tagged with a cue word do no act: 📿 and 🕌 ("pray") are no thanks.
+# Stickers of a pack without groups (custom art) count when their tags mark acts.
+ACT_CATEGORIES = frozenset({"smileys-emotion", "people-body", "activities"})
+
+
+def with_tag_acts(model: EIGML, arrays: StickerArrays, stickers: Sequence[Sticker], *,
+                  weight: float = TAG_ACT_WEIGHT) -> StickerArrays:
+    """`arrays` with the intention of each row whose sticker's names and tags mark acts
+    (`eigml.intentions.sticker_acts`; not "inform" or "question", which no sticker performs, and nothing for
+    pictures of people together, nor for objects and places: ACT_CATEGORIES) mixed with them:
+    (1 - weight) * picture + weight * `act_embedding(acts)`. A pack without tags (custom art) is returned
+    unchanged."""
+    if model.intention_head is None:
+        return arrays
+    intention = arrays.intention.copy()
+    cache: dict[tuple[tuple[str, float], ...], np.ndarray] = {}
+    changed = False
+    for row, sticker in enumerate(stickers):
+        if sticker.category is not None and sticker.category not in ACT_CATEGORIES:
+            continue
+        acts = {a: w for a, w in sticker_acts(sticker).items()
+                if a not in NO_ACTS and a in model.intention_labels}
+        if not acts:
+            continue
+        key = tuple(sorted(acts.items()))
+        if key not in cache:
+            with torch.inference_mode():
+                cache[key] = act_embedding(model, acts).numpy()
+        intention[row] = (1 - weight) * intention[row] + weight * cache[key]
+        changed = True
+    if not changed:
+        return arrays
+    return StickerArrays(visual=arrays.visual, emotion=arrays.emotion, intention=intention,
+                         emotion_probs=arrays.emotion_probs, patches=arrays.patches)
 
 
 def with_text_feelings(model: EIGML, arrays: StickerArrays, texts: Sequence[str], *,

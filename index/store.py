@@ -143,6 +143,8 @@ class Manifest(BaseModel):
     files: dict[str, FileEntry]
     ocr: str | None = None  # the OCR settings (eigml.ocr.cache_key) sticker texts were read with; None: no OCR
     ocr_read: int = 0  # images the OCR engine read for this version (the others came from cache or the parent)
+    # how much of a tagged sticker's intention its tags gave (index.embed.TAG_ACT_WEIGHT); None: none (older builds)
+    tag_act_weight: float | None = None
 
 
 @dataclass(frozen=True)

@@ -25,30 +25,18 @@ import numpy as np
 
 from eigml.catalog import Catalog, Sticker
 from eigml.dialogue import Dialogue, Turn
+from eigml.intentions import depicts_people, sticker_intentions
 from eigml.labels import EMOTION_INDEX, EMOTIONS
 from training.data import SRSItem
-from training.data.intentions import sticker_intentions
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "data" / "licence_clean"  # the repo's data/
 PLUTCHIK_TO_EMOTION = {"anger": "anger", "disgust": "disgust", "fear": "fear", "joy": "happiness",
                        "sadness": "sadness", "surprise": "surprise", "trust": "like"}  # anticipation: none
 FEELING_CATEGORIES = ("smileys-emotion", "people-body")
-# Pictures of people together (couples, kisses, families, people holding hands) are about those people, not
-# a reaction one sends: they answered thanks and good news with kissing couples (docs/results.md,
-# 2026-12-07). They show no feeling and mark no intention, so they are ranked by what they match.
-SCENE_TAGS = frozenset({"couple", "family"})
-SCENE_NAMES = ("kiss:", "couple with heart", "family")  # name prefixes; also the name "kiss" itself (💏)
 # Stickers that may read "none" with confidence: faces (😐 😑 😶) and stickers that do something (👍 👋).
 # EmoTag1200 rates pointers and symbols (👉 👇 ☝️ 💥 💦 💫) as showing no emotion too; trained to read
 # "none" they agreed best with every dialogue the model was unsure of and filled its top 5, so they get the
 # uniform row of stickers with no feeling instead.
-
-
-def depicts_people(sticker: Sticker) -> bool:
-    """Whether the sticker pictures people together (see SCENE_TAGS): no feeling, no intention."""
-    name = sticker.names.get("en", "").lower()
-    # not a bare "kiss" prefix: 😗 "kissing face" and 💋 "kiss mark" are reactions
-    return bool(SCENE_TAGS & set(sticker.tags.get("en", ()))) or name == "kiss" or name.startswith(SCENE_NAMES)
 
 
 def _may_read_none(sticker: Sticker) -> bool:
