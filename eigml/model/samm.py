@@ -31,6 +31,10 @@ class SAMMConfig(BaseModel):
     enabled: bool = True  # disabled: final = σ(p_vl), and the module owns no parameters
     alpha: float = Field(default=0.5, gt=0.0, lt=1.0)  # initial weight of emotion vs intention similarity
     beta: float = Field(default=0.5, gt=0.0, lt=1.0)  # initial weight of p_vl vs s_EI
+    # False: beta stays at its configured value (a buffer, not trained). The matching head is trained on
+    # candidate lists of one pack's labelled stickers; over a whole index of other packs and objects it
+    # rates hands, people and animals high and faces near 0, and a learned beta lets it rank the slate.
+    learn_beta: bool = True
     eps: float = Field(default=1e-6, gt=0.0, lt=0.5)  # scores are clamped to [eps, 1 - eps] so log(score) is finite
 
 
@@ -64,7 +68,11 @@ class SAMM(nn.Module):
         self.config = config or SAMMConfig()
         if self.config.enabled:
             self.alpha_logit = nn.Parameter(torch.tensor(_logit(self.config.alpha)))
-            self.beta_logit = nn.Parameter(torch.tensor(_logit(self.config.beta)))
+            beta_logit = torch.tensor(_logit(self.config.beta))
+            if self.config.learn_beta:
+                self.beta_logit = nn.Parameter(beta_logit)
+            else:
+                self.register_buffer("beta_logit", beta_logit)
 
     @property
     def alpha(self) -> Tensor:

@@ -51,6 +51,21 @@ def test_alpha_and_beta_receive_gradients():
     assert samm.beta_logit.grad is not None and samm.beta_logit.grad != 0
 
 
+def test_a_fixed_beta_is_kept_and_saved_but_not_trained():
+    samm = SAMM(SAMMConfig(beta=0.1, learn_beta=False))
+    names = {name for name, _ in samm.named_parameters()}
+    assert names == {"alpha_logit"}
+    assert "beta_logit" in samm.state_dict()  # checkpoints keep it, so a served model mixes as trained
+    p_vl, et, it, es, is_ = _inputs(3)
+    target = torch.zeros(B, K)
+    target[:, 0] = 1
+    F.binary_cross_entropy(samm(p_vl, et, it, es, is_), target).backward()
+    assert samm.beta.item() == pytest.approx(0.1)
+    restored = SAMM(SAMMConfig(beta=0.5, learn_beta=False))
+    restored.load_state_dict(samm.state_dict())
+    assert restored.beta.item() == pytest.approx(0.1)
+
+
 def test_disabled_is_sigmoid_and_owns_no_parameters():
     samm = SAMM(SAMMConfig(enabled=False))
     assert list(samm.parameters()) == []
