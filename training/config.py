@@ -58,6 +58,10 @@ class OptimConfig(_Strict):
     head_lr: float = 1e-3  # everything trained from scratch
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
+    # LP-FT (Kumar et al. 2022): for this share of the steps only the heads train, the pretrained encoder
+    # layers wait (learning rate 0); their own warmup and decay then run over the remaining steps. A head
+    # that starts random sends random gradients into the pretrained features and distorts them.
+    encoder_delay_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
     grad_clip: float = 1.0
 
 

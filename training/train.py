@@ -164,7 +164,12 @@ def _optimizer(model: EIGML, cfg: TrainConfig) -> torch.optim.Optimizer:
     ], weight_decay=cfg.optim.weight_decay)
 
 
-def _lr_factor(step: int, total: int, warmup: int) -> float:
+def _lr_factor(step: int, total: int, warmup: int, delay: int = 0) -> float:
+    """Linear warmup then linear decay to 0 at `total`; 0 for the first `delay` steps, the schedule then
+    running over the steps that remain."""
+    if step < delay:
+        return 0.0
+    step, total = step - delay, total - delay
     if step < warmup:
         return (step + 1) / max(1, warmup)
     return max(0.0, (total - step) / max(1, total - warmup))
@@ -286,8 +291,10 @@ class Trainer:
         self.total_steps = cfg.optim.max_steps or max(1, math.ceil(cfg.optim.epochs * steps_per_epoch))
         self.optimizer = _optimizer(model, cfg)
         warmup = int(cfg.optim.warmup_ratio * self.total_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: _lr_factor(s, self.total_steps, warmup))
+        delay = int(cfg.optim.encoder_delay_ratio * self.total_steps)  # encoder group first, then the heads
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, [
+            lambda s: _lr_factor(s, self.total_steps, warmup, delay),
+            lambda s: _lr_factor(s, self.total_steps, warmup)])
         self.step, self.best = 0, -math.inf
         self.history: dict[str, list[dict[str, Any]]] = {"train": [], "dev": []}
 

@@ -154,3 +154,15 @@ def load_srs_like(emotions: list[str]):
 
     return [SRSItem(id=str(i), lang="en", dialogue=Dialogue((Turn("A", "x"),)), candidates=("a/1", "a/2"),
                     answer="a/1", emotion=e) for i, e in enumerate(emotions)]
+
+
+def test_encoder_delay_holds_the_encoder_then_runs_its_own_schedule() -> None:
+    from training.train import _lr_factor
+
+    plain = [_lr_factor(s, 10, 2) for s in range(10)]
+    assert plain[:3] == [0.5, 1.0, 1.0] and plain[-1] == pytest.approx(1 / 8)
+    delayed = [_lr_factor(s, 10, 2, 4) for s in range(10)]
+    assert delayed[:4] == [0.0] * 4  # LP: only the heads move
+    assert delayed[4:7] == [0.5, 1.0, 1.0]  # FT: warmup and decay over the 6 steps left
+    assert delayed[-1] == pytest.approx(1 / 4)
+    assert all(a >= b for a, b in zip(delayed[5:], delayed[6:], strict=False))
