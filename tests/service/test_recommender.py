@@ -88,7 +88,11 @@ def test_service_answer_is_the_core_rerank(recommender: Recommender, tiny_model:
     rows = np.arange(len(tiny_index))
     scores = rerank(tiny_model, queries, tiny_index.encodings(), [rows])[0]
     expected = [(tiny_index.ids[j], float(scores[j])) for j in best_first(rows, scores, 10)]
-    assert [(h.sticker_id, h.score) for h in recommender.recommend(d, top_k=10).hits] == expected
+    hits = recommender.recommend(d, top_k=10).hits
+    assert [h.sticker_id for h in hits] == [sticker_id for sticker_id, _ in expected]
+    # the service scores its candidates in a narrower batch than every row at once: the same numbers up to the
+    # float rounding of another matrix shape (2 ulp seen on an AMD EPYC)
+    assert [h.score for h in hits] == pytest.approx([score for _, score in expected], rel=1e-6, abs=1e-7)
 
 
 def test_served_order_covers_emotions_with_one_sticker_per_emoji(served: Recommender, recommender: Recommender,
