@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     one_per_emoji: bool = Field(default=True, description="at most one sticker of an emoji family (art styles, "
                                 "genders, skin tones) in a top k while other stickers are left")
     batch_wait_ms: float = Field(default=2.0, ge=0.0, le=5.0, description="longest wait to grow a micro-batch")
-    max_batch: int = Field(default=32, ge=1, le=256)
+    max_batch: int = Field(default=4, ge=1, le=256, description="most requests one worker computes at once; on CPU "
+                           "a batch costs about its size times one request, so small batches keep the workers level "
+                           "and the queue first in, first out (docs/performance.md); raise it for a GPU")
     workers: int = Field(default=1, ge=1, le=64, description="model worker threads, each computing one micro-batch "
                          "at a time (with `threads` intra-op threads each); workers x threads ~ cores")
     queue_size: int = Field(default=256, ge=1, description="requests waiting for the model; beyond it: 429")

@@ -145,3 +145,31 @@ def test_two_workers_compute_two_batches_at_once_and_stop_cleanly() -> None:
 def test_workers_must_be_positive() -> None:
     with pytest.raises(ValueError, match="workers"):
         make(lambda items: list(items), workers=0)
+
+
+def test_a_burst_is_shared_by_both_workers_under_the_default_batch_size() -> None:
+    """On CPU a batch costs about its size times one request: one worker taking a whole burst leaves the
+    other core idle and every request of the burst waiting for the slowest batch (docs/performance.md)."""
+    from service.settings import Settings
+
+    sizes: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def process(items: Sequence[int]) -> list[int]:
+        with lock:
+            sizes.append((threading.current_thread().name, len(items)))
+        time.sleep(0.002 * len(items))
+        return [i + 1 for i in items]
+
+    async def main() -> list[int]:
+        batcher = make(process, max_batch=Settings.model_fields["max_batch"].default,
+                       wait_seconds=Settings.model_fields["batch_wait_ms"].default / 1000, workers=2)
+        batcher.start()  # the workers wait on the queue; the whole burst is queued before either wakes
+        futures = [asyncio.ensure_future(batcher.submit(i)) for i in range(16)]
+        results = list(await asyncio.gather(*futures))
+        await batcher.stop()
+        return results
+
+    assert asyncio.run(main()) == list(range(1, 17))
+    assert len({name for name, _ in sizes}) == 2, sizes
+    assert max(size for _, size in sizes) <= 8, sizes
