@@ -13,6 +13,8 @@ from training.data.intentions import intention_from_text, sticker_intentions
     ("thanks so much for the help", "thanks"), ("谢谢你帮我", "thanks"),
     ("sorry, my bad", "apology"), ("对不起，我来晚了", "apology"),
     ("ok bye, see you tomorrow", "farewell"), ("晚安，明天见", "farewell"),
+    ("ok, safe travels!", "farewell"), ("have a safe flight", "farewell"), ("drive safe", "farewell"),
+    ("好的，一路平安", "farewell"), ("路上小心哦", "farewell"), ("我先撤了", "farewell"),
     ("hi there!", "greeting"), ("你好呀", "greeting"),
     ("where are you?", "question"), ("你吃饭了吗", "question"),
     ("I went to the shop.", "inform"), ("我今天去了超市。", "inform"),
