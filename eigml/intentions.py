@@ -29,7 +29,8 @@ TEXT_RULES: tuple[tuple[str, str, str], ...] = (
     ("thanks", r"thanks?|thank you|thx|ty|appreciate it|grateful", r"谢谢|多谢|感谢|谢啦|谢了"),
     ("apology", r"sorry|apologi[sz]e|my bad|forgive me|my fault", r"对不起|抱歉|不好意思|是我的错|原谅我"),
     ("farewell", r"bye|goodbye|see (you|ya)|good ?night|talk later|take care|gotta go|ttyl|cya|catch you later"
-                 r"|safe (travels|trip|flight|journey)|have a (safe|good) (trip|flight|journey)|(drive|get home) safe(ly)?",
+                 r"|safe (travels|trip|flight|journey)|have a (safe|good) (trip|flight|journey)|(drive|get home) safe(ly)?"
+                 r"|(?<![a-z]\s)(night|nite|night night|nighty night|gn)(?=[\s!.~]*$)",  # "talk tomorrow. night!"
      r"再见|拜拜|晚安|回头见|明天见|先走了|下次见|一路平安|一路顺风|路上小心|慢走|先撤了"),
     ("greeting", r"^(hi|hello|hey|yo|morning|good (morning|afternoon|evening))\b|long time no see",
      r"^(你好|您好|嗨|哈喽|早上好|早安|早啊|下午好|晚上好)|好久不见"),

@@ -15,6 +15,8 @@ from training.data.intentions import intention_from_text, sticker_intentions
     ("ok bye, see you tomorrow", "farewell"), ("晚安，明天见", "farewell"),
     ("ok, safe travels!", "farewell"), ("have a safe flight", "farewell"), ("drive safe", "farewell"),
     ("好的，一路平安", "farewell"), ("路上小心哦", "farewell"), ("我先撤了", "farewell"),
+    ("same, talk tomorrow. night!", "farewell"), ("nite", "farewell"), ("I slept badly last night", "inform"),
+    ("what are you doing tonight?", "question"), ("night shifts are the worst", "inform"),
     ("hi there!", "greeting"), ("你好呀", "greeting"),
     ("where are you?", "question"), ("你吃饭了吗", "question"),
     ("I went to the shop.", "inform"), ("我今天去了超市。", "inform"),
