@@ -43,7 +43,10 @@ class ServiceState:
                         else "not ready: the model and index are loading")
 
 
-def get_state(request: Request) -> ServiceState:
+# Dependencies are `async def` although they only read attributes: FastAPI runs a plain `def` dependency in its
+# thread pool, a hop to another thread and back per dependency and request, which under load waits for the
+# GIL behind the model threads (docs/performance.md, twelfth session).
+async def get_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.service
     return state
 
@@ -51,17 +54,17 @@ def get_state(request: Request) -> ServiceState:
 State = Annotated[ServiceState, Depends(get_state)]
 
 
-def get_settings(state: State) -> Settings:
+async def get_settings(state: State) -> Settings:
     return state.settings
 
 
-def get_recommender(state: State) -> Recommender:
+async def get_recommender(state: State) -> Recommender:
     if state.components is None:
         raise state.not_ready()
     return state.components.recommender
 
 
-def get_batcher(state: State) -> Batcher:
+async def get_batcher(state: State) -> Batcher:
     if state.batcher is None:
         raise state.not_ready()
     return state.batcher
@@ -89,7 +92,7 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-def get_indexes(state: State) -> IndexManager:
+async def get_indexes(state: State) -> IndexManager:
     if state.indexes is None:
         raise state.not_ready()
     return state.indexes
