@@ -240,6 +240,8 @@ def test_authored_replies_carry_the_listeners_appraisal_and_stay_apart_from_the_
     rows = [json.loads(line) for line in (DEFAULT_DIR / AUTHORED).read_text(encoding="utf-8").splitlines()]
     assert {r["lang"] for r in rows} == {"en", "zh"} and {r["source"] for r in rows} == {"authored"}
     assert {r["emotion"] for r in rows} == set(EMOTIONS)
+    per_language = Counter((r["lang"], r["emotion"]) for r in rows)
+    assert min(per_language[(lang, e)] for lang in ("en", "zh") for e in EMOTIONS) >= 40  # every feeling, both languages
     spilled = next(r for r in rows if r["text"].startswith("I spilled coffee all over your laptop"))
     assert spilled["emotion"] == "anger"  # the writer is sorry; the listener is angry
     assert "CC0" in (DEFAULT_DIR / "NOTICE.md").read_text()
