@@ -11,9 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from eigml.intentions import MIRRORED_ACTS
 from eigml.model.eigml import EIGML
 from eigml.model.interface import QueryEncoding, StickerEncoding
-from eigml.selection import act_aspects, diverse_first, feeling_aspects
+from eigml.selection import PERFORMS_MIN, act_aspects, diverse_first, feeling_aspects, slot_act, with_act_slot
 
 
 @torch.inference_mode()
@@ -63,8 +64,10 @@ def pick_hits(rows: np.ndarray, scores: np.ndarray, sticker_emotion_probs: torch
     every row's emotion distribution (`sticker_emotion_probs`, (N, E)) and emoji family (`row_families`,
     (N,)). The aspects covered are the dialogue's feelings (`feeling_aspects`: "none" left out) and, given
     the intention distributions ((N, A) and (A,)), the acts its reply may perform (`act_aspects`: a likely
-    farewell asks for a 👋 as a feeling asks for a face), each aspect weighted by its probability. The
-    service and the command-line recommender both answer with this."""
+    farewell asks for a 👋 as a feeling asks for a face), each aspect weighted by its probability. When the
+    reply's likeliest act is a formula returned in kind (greeting, farewell, affection) with probability
+    at least `eigml.selection.ACT_SLOT_MIN`, one sticker that performs it takes the second place
+    (`with_act_slot`). The service and the command-line recommender both answer with this."""
     if diversity <= 0 and not one_per_emoji:
         return best_first(rows, scores, top_k)
     index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
@@ -76,8 +79,13 @@ def pick_hits(rows: np.ndarray, scores: np.ndarray, sticker_emotion_probs: torch
         probs = np.concatenate([probs, sticker_intention_probs[index].detach().float().numpy()], axis=1)
         aspects = np.concatenate([aspects, acts])
         aspects = aspects / aspects.sum() if aspects.sum() > 0 else aspects
-    return diverse_first(rows, scores, probs, aspects, top_k, diversity=diversity,
-                         families=families)
+    order = diverse_first(rows, scores, probs, aspects, top_k, diversity=diversity, families=families)
+    act = (slot_act(query_intention.detach().float().numpy(), intention_labels, MIRRORED_ACTS)
+           if sticker_intention_probs is not None and query_intention is not None and len(intention_labels) else None)
+    if act is not None:
+        performs = sticker_intention_probs[index, act].detach().float().numpy()  # type: ignore[index]
+        order = with_act_slot(order, scores, performs, families, top_k=top_k)
+    return order
 
 
 @torch.inference_mode()
@@ -92,15 +100,21 @@ def agreement_retrieval(model: EIGML) -> bool:
     return model.samm is not None and model.config.samm.similarity == "distribution"
 
 
+ACT_CANDIDATES = 10  # rows added for a reply that returns a formula in kind (agreement_candidates)
+
+
 @torch.inference_mode()
 def agreement_candidates(model: EIGML, queries: QueryEncoding, emotion_probs: torch.Tensor,
                          intention_probs: torch.Tensor, allowed: Sequence[np.ndarray | None],
-                         top_m: int) -> list[np.ndarray]:
+                         top_m: int, act_m: int = ACT_CANDIDATES) -> list[np.ndarray]:
     """Per query, the `top_m` rows (among `allowed`, None: all) whose emotion and intention agree most
     with the dialogue's: SAMM's s_EI, exact over every row ((N, E + A) multiply-adds per query).
 
     Retrieval by the visual vector alone can miss the stickers that show the dialogue's feeling; the
-    union of both candidate sets is what the full model reranks.
+    union of both candidate sets is what the full model reranks. A query whose reply returns a formula in
+    kind (`eigml.selection.slot_act`) also gets up to `act_m` rows that perform it (probability at least
+    `PERFORMS_MIN`; 👋 for a goodbye said in a cheerful mood agrees little overall: the happy faces fill the
+    `top_m`), after the others.
     """
     assert model.samm is not None
     alpha = float(model.samm.alpha)
@@ -112,5 +126,13 @@ def agreement_candidates(model: EIGML, queries: QueryEncoding, emotion_probs: to
         row_scores = scores[i] if rows is None else scores[i, torch.from_numpy(rows)]
         k = min(top_m, row_scores.numel())
         top = torch.topk(row_scores, k).indices.numpy()
-        out.append(top.astype(np.int64) if rows is None else rows[top])
+        found = top.astype(np.int64) if rows is None else rows[top]
+        act = slot_act(queries.intention_probs[i].float().numpy(), model.intention_labels, MIRRORED_ACTS)
+        if act is not None and act_m > 0:
+            performs = intention_probs[:, act] if rows is None else intention_probs[torch.from_numpy(rows), act]
+            top_p, top_rows = torch.topk(performs, min(act_m, performs.numel()))
+            best = top_rows[top_p >= PERFORMS_MIN].numpy().astype(np.int64)  # only stickers that perform it
+            more = best if rows is None else rows[best]
+            found = np.concatenate([found, more[~np.isin(more, found)]])
+        out.append(found)
     return out

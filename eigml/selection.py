@@ -61,6 +61,53 @@ def act_aspects(query_intention: np.ndarray, labels: Sequence[str]) -> np.ndarra
     return q
 
 
+# A reply that returns a formula in kind (a goodbye for a goodbye, hello for hello) shows it. When the reply's
+# likeliest act is such a formula with at least ACT_SLOT_MIN (the share the cue rule gives an act the latest
+# turn says outright, eigml.intentions.CUE_WEIGHT), the slate holds one sticker that performs it (its own
+# probability of the act at least PERFORMS_MIN: 👋 reads greeting ~0.35 / farewell ~0.3), second after the
+# best feeling. Without this a goodbye said in a cheerful mood ("今天玩得好开心，下次再约呀，拜拜": happiness
+# 0.83, farewell 0.56) got five happy faces: a face agrees with the feeling at ~0.8, while a wave, whose
+# intention is split between hello and goodbye, can agree with the act at ~0.3 at most, so neither the score
+# nor the act aspect of `diverse_first` brought it in (docs/results.md, thirteenth session).
+ACT_SLOT_MIN = 0.5
+PERFORMS_MIN = 0.25
+ACT_SLOT_POSITION = 1
+
+
+def slot_act(query_intention: np.ndarray, labels: Sequence[str], acts: Sequence[str],
+             min_prob: float = ACT_SLOT_MIN) -> int | None:
+    """Index (into `labels`) of the reply's likeliest act when it is one of `acts` with probability at least
+    `min_prob`, else None."""
+    q = np.asarray(query_intention, dtype=np.float64)
+    if q.size == 0 or not len(labels):
+        return None
+    k = int(q.argmax())
+    return k if labels[k] in acts and q[k] >= min_prob else None
+
+
+def with_act_slot(picked: np.ndarray, scores: np.ndarray, performs: np.ndarray,
+                  families: Sequence[str | None] | None = None, *, top_k: int | None = None,
+                  min_performs: float = PERFORMS_MIN, position: int = ACT_SLOT_POSITION) -> np.ndarray:
+    """`picked` (positions into the candidates) with the best-scoring candidate that performs the act
+    (`performs`: each candidate's probability of it, (K,)) at `position`, the last pick dropped when the slate
+    is full (`top_k`; None: always), unless a pick already performs it or no candidate does. A candidate of an
+    emoji family already picked is passed over."""
+    picked = np.asarray(picked, dtype=np.int64)
+    performs = np.asarray(performs, dtype=np.float64)
+    if len(picked) == 0 or (performs[picked] >= min_performs).any():
+        return picked
+    keep = picked if top_k is not None and len(picked) < top_k else picked[:-1]
+    taken = {families[int(j)] for j in keep if families[int(j)] is not None} if families is not None else set()
+    able = [int(j) for j in np.flatnonzero(performs >= min_performs)
+            if j not in set(keep.tolist()) and (families is None or families[int(j)] not in taken)]
+    if not able:
+        return picked
+    best = max(able, key=lambda j: (float(scores[j]), -j))
+    kept = [int(j) for j in keep]
+    kept.insert(min(position, len(kept)), int(best))
+    return np.asarray(kept, dtype=np.int64)
+
+
 def diverse_first(rows: np.ndarray, scores: np.ndarray, emotion_probs: np.ndarray, query_emotion: np.ndarray,
                   top_k: int, *, diversity: float, families: Sequence[str | None] | None = None) -> np.ndarray:
     """Positions into `rows`/`scores` of `top_k` picks that cover the dialogue's likely emotions.

@@ -56,14 +56,21 @@ def recommend(scorer: CandidateScorer, dialogue: Dialogue, sticker_ids: Sequence
 
 def recommend_from_index(model: EIGML, index: StickerIndex, dialogue: Dialogue, top_k: int, *,
                          packs: Collection[str] | None = None, candidates: int = 100,
-                         diversity: float = DIVERSITY, one_per_emoji: bool = True) -> list[Hit]:
-    """The service's path for one dialogue: retrieve `candidates` from `index`, rerank, and pick top_k in the
+                         diversity: float = DIVERSITY, one_per_emoji: bool = True, agreement: bool = True) -> list[Hit]:
+    """The service's path for one dialogue: retrieve `candidates` from `index` by the visual vector and (for a
+    model with an agreement term) as many by emotion/intention agreement, rerank, and pick top_k in the
     served order (`eigml.rerank.pick_hits`: covering the dialogue's likely emotions and acts, one sticker per
-    emoji)."""
+    emoji). `agreement=False` leaves out the second set (for comparison only)."""
     import numpy as np
     import torch
 
-    from eigml.rerank import agreement_retrieval, pick_hits, rerank, sticker_intention_probs
+    from eigml.rerank import (
+        agreement_candidates,
+        agreement_retrieval,
+        pick_hits,
+        rerank,
+        sticker_intention_probs,
+    )
     from eigml.selection import emoji_family
 
     with torch.inference_mode():
@@ -71,12 +78,18 @@ def recommend_from_index(model: EIGML, index: StickerIndex, dialogue: Dialogue, 
     _, found = index.search(queries.query.numpy(), candidates, packs=packs)
     rows = found[0][found[0] >= 0]
     stickers = index.encodings()
+    intentions = sticker_intention_probs(model, stickers) if agreement_retrieval(model) else None
+    if intentions is not None and agreement:  # the service's second candidate set (service.recommender._retrieve)
+        allowed = None if packs is None else np.flatnonzero(np.isin(
+            np.array([index.sticker(r).pack for r in range(len(index))]), list(packs))).astype(np.int64)
+        more = agreement_candidates(model, queries, stickers.emotion_probs, intentions, [allowed], candidates)[0]
+        rows = np.concatenate([rows, more[~np.isin(more, rows)]])
     scores = rerank(model, queries, stickers, [rows])[0]
     families = np.array([emoji_family(index.sticker(r).emoji) for r in range(len(index))], dtype=object)
     order = pick_hits(rows, scores, stickers.emotion_probs, queries.emotion_probs[0], families, top_k,
                       diversity=diversity, one_per_emoji=one_per_emoji, emotion_labels=model.emotion_labels,
                       # the acts as the service covers them (with a distribution-SAMM model, service.recommender)
-                      sticker_intention_probs=sticker_intention_probs(model, stickers) if agreement_retrieval(model) else None,
+                      sticker_intention_probs=intentions,
                       query_intention=queries.intention_probs[0], intention_labels=model.intention_labels)
     return [Hit(rank=i + 1, sticker_id=index.ids[int(rows[j])], score=float(scores[j]))
             for i, j in enumerate(order)]

@@ -38,3 +38,38 @@ def test_agreement_candidates_are_the_exact_top_rows_of_s_ei(model) -> None:
         pool = range(n) if rows is None else rows.tolist()
         expected = sorted(pool, key=lambda r: -s_ei[r])[:5]
         assert got[i].tolist() == expected
+
+
+def test_a_reply_that_returns_a_goodbye_also_gets_the_stickers_that_wave() -> None:
+    """A goodbye read with farewell >= ACT_SLOT_MIN: the rows that perform it (probability >= PERFORMS_MIN)
+    join the candidates after the top_m by agreement, even when they agree too little to be among them;
+    rows that barely perform it do not. Read as "inform", nothing is added."""
+    from types import SimpleNamespace
+
+    from eigml.labels import EMOTIONS, INTENTIONS
+    from eigml.selection import PERFORMS_MIN
+
+    # what agreement_candidates reads of a model: SAMM's alpha and the labels (the default's vocabulary)
+    model = SimpleNamespace(samm=SimpleNamespace(alpha=torch.tensor(0.5)), emotion_labels=EMOTIONS,
+                            intention_labels=INTENTIONS)
+    labels = list(model.intention_labels)
+    farewell = labels.index("farewell")
+    n, e, a = 30, len(model.emotion_labels), len(labels)
+    stickers_e = torch.full((n, e), 1.0 / e)
+    stickers_e[:20] = torch.eye(e)[2]  # twenty faces of one feeling
+    stickers_i = torch.full((n, a), 1.0 / a)
+    stickers_i[25] = 0.0
+    stickers_i[25, farewell] = PERFORMS_MIN + 0.05  # waves (the rest spread)
+    stickers_i[25, labels.index("greeting")] = 1 - PERFORMS_MIN - 0.05
+    stickers_i[26, farewell] = PERFORMS_MIN - 0.05  # barely
+    stickers_i[26] /= stickers_i[26].sum()
+    emotion = torch.eye(e)[2:3] * 0.9 + 0.1 / e
+    goodbye = torch.full((1, a), 0.4 / (a - 1))
+    goodbye[0, farewell] = 0.6
+    inform = torch.full((1, a), 0.1 / (a - 1))
+    inform[0, labels.index("inform")] = 0.9
+    for intention, expect in ((goodbye, True), (inform, False)):
+        queries = QueryEncoding(query=torch.zeros(1, 4), emotion_probs=emotion, intention_probs=intention, features={})
+        got = agreement_candidates(model, queries, stickers_e, stickers_i, [None], top_m=5)[0].tolist()
+        assert got[:5] == agreement_candidates(model, queries, stickers_e, stickers_i, [None], top_m=5, act_m=0)[0].tolist()
+        assert (25 in got) is expect and 26 not in got

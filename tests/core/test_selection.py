@@ -121,3 +121,41 @@ def test_a_likely_farewell_gets_a_wave_among_its_feelings() -> None:
     assert slate([0.1, 0.0, 0.8, 0.1]) == [0, 3, 1]
     assert slate([0.7, 0.3, 0.0, 0.0]) == [0, 1, 2]
     assert act_aspects(np.array([0.1, 0.2, 0.6, 0.1]), intentions).tolist() == [0.0, 0.0, 0.6, 0.1]
+
+
+def test_a_goodbye_said_cheerfully_keeps_a_wave_in_second_place() -> None:
+    """"我到家了，今天玩得好开心，下次再约呀，拜拜": happiness 0.83, farewell 0.56. Happy faces agree with the
+    feeling at ~0.8 and score far above the wave (its intention split between hello and goodbye), so by the
+    scores and the aspects alone the slate is five happy faces. The reply returns a goodbye in kind: the best
+    sticker that performs it takes the second place. Not when a pick already waves, not when the likeliest
+    act is no formula (congratulations) or below ACT_SLOT_MIN, and never a second sticker of a picked family."""
+    import torch
+
+    from eigml.rerank import pick_hits
+    from eigml.selection import slot_act, with_act_slot
+
+    emotions, intentions = ["none", "happiness"], ["inform", "farewell", "greeting", "congratulations"]
+    rows = np.arange(6)
+    scores = np.array([0.47, 0.46, 0.44, 0.43, 0.21, 0.30])
+    happy, wave = [0.05, 0.95], [0.5, 0.5]
+    sticker_emotions = torch.tensor([happy] * 4 + [wave, happy])
+    sticker_acts = torch.tensor([[0.1, 0.0, 0.0, 0.9]] * 4 + [[0.0, 0.32, 0.38, 0.3], [0.1, 0.0, 0.0, 0.9]])
+    cheerful = torch.tensor([0.1, 0.9])
+    families = np.array(["😀", "🥳", "😛", "😃", "👋", "😀"], dtype=object)
+
+    def slate(intention: list[float]) -> list[int]:
+        return pick_hits(rows, scores, sticker_emotions, cheerful, families, 4, diversity=0.5, one_per_emoji=True,
+                         emotion_labels=emotions, sticker_intention_probs=sticker_acts,
+                         query_intention=torch.tensor(intention), intention_labels=intentions).tolist()
+
+    assert slate([0.01, 0.56, 0.02, 0.41]) == [0, 4, 1, 2]  # the wave second, the fourth face dropped
+    assert slate([0.01, 0.45, 0.02, 0.52]) == [0, 1, 2, 3]  # congratulations is likeliest: no slot
+    assert slate([0.30, 0.45, 0.05, 0.20]) == [0, 1, 2, 3]  # a goodbye below ACT_SLOT_MIN: no slot
+    assert slot_act(np.array([0.01, 0.56, 0.02, 0.41]), intentions, ("farewell", "greeting")) == 1
+    assert slot_act(np.array([0.01, 0.56, 0.02, 0.41]), intentions, ("greeting",)) is None
+    performs = sticker_acts[:, 1].numpy()
+    assert with_act_slot(np.array([0, 4, 1]), scores, performs, families).tolist() == [0, 4, 1]  # waves already
+    assert with_act_slot(np.array([0, 1]), scores, np.zeros(6), families).tolist() == [0, 1]  # nobody waves
+    assert with_act_slot(np.array([0, 1]), scores, performs, families, top_k=3).tolist() == [0, 4, 1]  # room left
+    # the only performer shares a family with the first pick: passed over
+    assert with_act_slot(np.array([0, 1, 2]), scores, np.array([0, 0, 0, 0, 0, 0.5]), families).tolist() == [0, 1, 2]

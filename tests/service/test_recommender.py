@@ -286,3 +286,28 @@ def test_cache_key_and_tokens_read_one_dialogue_view(recommender: Recommender, t
     assert all(torch.equal(tokenize([a])[k], tokenize([b])[k]) for k in tokenize([a]))
     assert recommender.cache_key(a) != recommender.cache_key(c)
     assert not torch.equal(tokenize([a])["token_type_ids"], tokenize([c])["token_type_ids"])
+
+
+def test_command_line_recommend_takes_the_agreement_candidates_too(tiny_model: Any, torch_encoder: Any,
+                                                                   tiny_index: Any) -> None:
+    """With a distribution-SAMM model (the default's) the service adds the rows whose emotion and intention
+    agree most to the visual ones; the command-line recommender does the same, so with few candidates (where
+    the two sets differ) both still answer alike. Before, the command line reranked the visual rows only and
+    answered a fear dialogue with flags and food (docs/results.md, thirteenth session)."""
+    from training.recommend import build_dialogue, recommend_from_index
+
+    similarity = tiny_model.config.samm.similarity
+    tiny_model.config.samm.similarity = "distribution"
+    try:
+        service = Recommender(tiny_model, torch_encoder, tiny_index, candidates=3)
+        differs = 0
+        for text in TEXTS[:6]:
+            d = build_dialogue(["hey", text])
+            hits = service.recommend(d, top_k=5).hits
+            cli = recommend_from_index(tiny_model, tiny_index, d, 5, candidates=3)
+            assert [(h.sticker_id, h.score) for h in hits] == [(h.sticker_id, h.score) for h in cli]
+            visual = recommend_from_index(tiny_model, tiny_index, d, 5, candidates=3, agreement=False)
+            differs += [h.sticker_id for h in visual] != [h.sticker_id for h in hits]
+        assert differs  # the test can tell the two candidate sets apart
+    finally:
+        tiny_model.config.samm.similarity = similarity
