@@ -301,3 +301,21 @@ def test_kaomoji_words_keeps_pure_common_words_only(tmp_path: Path) -> None:
     assert got == {("en", "furious"): ("anger", "inform"), ("zh", "气死"): ("anger", "inform"),
                    ("en", "yay"): ("happiness", "inform"), ("en", "bye"): ("none", "farewell"),
                    ("en", "hello"): ("none", "greeting"), ("zh", "拜拜"): ("none", "farewell")}
+
+
+def test_stickers_that_depict_a_scary_thing_show_no_fear() -> None:
+    """🧟 ("horror, scary, undead") and 👹 ("creature, monster, scary") read as pure fear through the tag
+    lexicon and answered frightened friends; they are things that scare, not faces that show it. A face with
+    such a tag keeps its feeling, and a sticker without one is untouched."""
+    from eigml.catalog import Sticker
+    from training.data.licence_clean import depicts_a_scary_thing
+
+    def sticker(name: str, *tags: str) -> Sticker:
+        return Sticker(id=f"noto/{name}", pack="noto", stem=name, path=Path(name), names={"en": name},
+                       tags={"en": tags}, category="people-body")
+
+    assert depicts_a_scary_thing(sticker("man zombie", "halloween", "horror", "scary", "undead"))
+    assert depicts_a_scary_thing(sticker("ogre", "creature", "monster", "scary"))
+    assert not depicts_a_scary_thing(sticker("frowning face with open mouth", "face", "scary"))
+    assert not depicts_a_scary_thing(sticker("pile of poo", "monster", "poop"))
+    assert not depicts_a_scary_thing(sticker("fearful face", "face", "fear", "scared"))

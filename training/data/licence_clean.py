@@ -44,6 +44,19 @@ def _may_read_none(sticker: Sticker) -> bool:
     return "face" in sticker.names.get("en", "").lower() or bool(sticker_intentions(words))
 
 
+# Stickers that depict something scary rather than show a feeling: their tags (emojibase: 🧟 "horror, scary,
+# undead", 👹 "creature, monster, scary", 👻) made the tag lexicon read them as pure fear, and the default model
+# answered a friend frightened by an earthquake or a scan with 🧟 👹 (hand reads, docs/results.md, sessions
+# ten to thirteen). A frightened friend is sent 😨 😰 🫂, not a monster; these keep no emotion label (uniform, like
+# objects). Faces with such a tag (😦 "scary") still show their feeling.
+SCARY_THING_TAGS = frozenset({"scary", "horror", "undead", "supernatural"})
+
+
+def depicts_a_scary_thing(sticker: Sticker) -> bool:
+    tags = {t.lower() for t in sticker.tags.get("en", ())}
+    return bool(tags & SCARY_THING_TAGS) and "face" not in sticker.names.get("en", "").lower()
+
+
 # Emoji whose feeling neither EmoTag1200 nor their tags say ("middle finger: finger, hand, middle"): without
 # it the picture of a raised hand reads like a greeting, and 🖕 answers "good morning".
 EMOJI_FEELINGS = {"🖕": "anger"}
@@ -96,8 +109,8 @@ def sticker_emotions(catalog: Catalog, sticker_ids: Sequence[str], directory: Pa
     for sticker_id in sticker_ids:
         sticker = catalog[sticker_id]
         key = (sticker.emoji or "").replace("\ufe0f", "")
-        if sticker.category not in FEELING_CATEGORIES or depicts_people(sticker):  # faces, hands and hearts
-            continue
+        if sticker.category not in FEELING_CATEGORIES or depicts_people(sticker) or depicts_a_scary_thing(sticker):
+            continue  # faces, hands and hearts only
         base = key[:1]  # skin tones keep the feeling
         if base in EMOJI_FEELINGS:
             out[sticker_id] = np.eye(len(EMOTIONS), dtype=np.float32)[EMOTION_INDEX[EMOJI_FEELINGS[base]]]
