@@ -242,6 +242,9 @@ def test_authored_replies_carry_the_listeners_appraisal_and_stay_apart_from_the_
     assert {r["emotion"] for r in rows} == set(EMOTIONS)
     per_language = Counter((r["lang"], r["emotion"]) for r in rows)
     assert min(per_language[(lang, e)] for lang in ("en", "zh") for e in EMOTIONS) >= 40  # every feeling, both languages
+    # disgust is shared (🤢), not agreed with (👍 🙆 "OK": training.data.intentions.REPLY_TO_INFORM); 70 rows of the
+    # thirteenth session's writers said "agreement" and the model answered a toenail story with 🙆‍♂️ 💯 🫡
+    assert not [r["text"] for r in rows if r["emotion"] == "disgust" and r["reply_intention"] == "agreement"]
     spilled = next(r for r in rows if r["text"].startswith("I spilled coffee all over your laptop"))
     assert spilled["emotion"] == "anger"  # the writer is sorry; the listener is angry
     assert "CC0" in (DEFAULT_DIR / "NOTICE.md").read_text()
