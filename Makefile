@@ -8,7 +8,7 @@ STICKERS_DATA_DIR ?= ../shared/data
 CATALOG ?= $(STICKERS_CACHE_DIR)/catalog/default
 export STICKERS_CACHE_DIR STICKERS_DATA_DIR HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: setup catalog model index onnx onnx-int8 run serve recommend test test-all lint bench-reliability bench-baselines bench-train bench-ablations bench-report bench-probe clean compose-smoke
+.PHONY: setup catalog model index onnx onnx-int8 run serve recommend test test-all lint bench-reliability bench-baselines bench-train bench-ablations bench-report bench-probe bench-appraisal clean compose-smoke
 
 # The default model is trained from the catalogue alone (no benchmark data), once per version of its
 # config and the model code, and kept outside the clone so fresh clones reuse it.
@@ -112,6 +112,10 @@ bench-report: catalog
 # served emotion and intention, per language. PROBE_ARGS="--out docs/results.md" records it there.
 bench-probe: index
 	$(PY) bench/probe.py --model $(MODEL) --index $(INDEX) --catalog $(CATALOG) $(PROBE_ARGS)
+
+# The larger held-out check (probes/appraisal_dev.jsonl, 781 dialogues never trained on), same measures.
+bench-appraisal: index
+	$(PY) bench/probe.py --probes probes/appraisal_dev.jsonl --model $(MODEL) --index $(INDEX) --catalog $(CATALOG) $(PROBE_ARGS)
 
 # The compose stack built, started, checked end to end and brought down (deploy/compose/smoke.sh; record
 # in docs/operations.md). Needs Docker; slow (the first run trains the default model): not part of `test`.

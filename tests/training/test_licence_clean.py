@@ -322,3 +322,35 @@ def test_stickers_that_depict_a_scary_thing_show_no_fear() -> None:
     assert not depicts_a_scary_thing(sticker("frowning face with open mouth", "face", "scary"))
     assert not depicts_a_scary_thing(sticker("pile of poo", "monster", "poop"))
     assert not depicts_a_scary_thing(sticker("fearful face", "face", "fear", "scared"))
+
+
+def test_the_appraisal_dev_set_stays_apart_from_the_training_rows_and_the_probe() -> None:
+    """probes/appraisal_dev.jsonl is for choosing recipes: a held-out check is only one while no training row
+    (nor a probe turn) says the same thing. Tokens as the filter that built it: English words, Chinese
+    character bigrams."""
+    import re
+    import sys
+
+    from training.data.licence_clean import AUTHORED
+
+    repo = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(repo / "bench"))
+    from probe import load_probes  # the probe's own checks: fields, languages, labels, unique ids
+
+    dev = load_probes(repo / "probes" / "appraisal_dev.jsonl")
+    assert len(dev) >= 700 and {p.lang for p in dev} == {"en", "zh"} and {p.emotion for p in dev} == set(EMOTIONS)
+
+    def tokens(text: str) -> set[str]:
+        chars = "".join(re.findall(r"[\u4e00-\u9fff]", text.lower()))
+        return set(re.findall(r"[a-z0-9']+", text.lower())) | {chars[i:i + 2] for i in range(len(chars) - 1)}
+
+    def closest(text: str, others: list[set[str]]) -> float:
+        mine = tokens(text)
+        return max(len(mine & other) / max(1, len(mine | other)) for other in others)
+
+    training = [tokens(json.loads(line)["text"]) for line in (DEFAULT_DIR / AUTHORED).read_text(
+        encoding="utf-8").splitlines() if line.strip()]
+    probe_last = [tokens(p.dialogue[-1][1]) for p in load_probes(repo / "probes" / "dialogues.jsonl")]
+    for p in dev:
+        assert closest(p.dialogue[-1][1], training) < 0.45, p.dialogue[-1][1]
+        assert closest(p.dialogue[-1][1], probe_last) < 0.3, p.dialogue[-1][1]
