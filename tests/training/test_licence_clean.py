@@ -321,6 +321,7 @@ def test_stickers_that_depict_a_scary_thing_show_no_fear() -> None:
     assert depicts_a_scary_thing(sticker("ogre", "creature", "monster", "scary"))
     assert not depicts_a_scary_thing(sticker("frowning face with open mouth", "face", "scary"))
     assert not depicts_a_scary_thing(sticker("pile of poo", "monster", "poop"))
+    assert depicts_a_scary_thing(sticker("skull", "dead", "death", "face", "lmao", "monster"))  # "I'm dead", not fear
     assert not depicts_a_scary_thing(sticker("fearful face", "face", "fear", "scared"))
 
 
