@@ -12,7 +12,7 @@ export STICKERS_CACHE_DIR STICKERS_DATA_DIR HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLIN
 
 # The default model is trained from the catalogue alone (no benchmark data), once per version of its
 # config and the model code, and kept outside the clone so fresh clones reuse it.
-MODEL_KEY := $(shell cat configs/default.yaml eigml/*.py eigml/model/*.py training/train.py training/data/licence_clean.py training/data/intentions.py data/licence_clean/* | sha1sum | cut -c1-10)
+MODEL_KEY := $(shell cat configs/default.yaml eigml/*.py eigml/model/*.py training/train.py training/reply_head.py training/data/licence_clean.py training/data/intentions.py data/licence_clean/* | sha1sum | cut -c1-10)
 DEFAULT_RUN := $(STICKERS_CACHE_DIR)/runs/default-$(MODEL_KEY)
 MODEL ?= $(DEFAULT_RUN)/best
 

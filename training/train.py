@@ -40,6 +40,7 @@ from training.data.batching import build_prefix_cache, epoch_batches, make_batch
 from training.data.emotion_taggers import EmotionTagger, EmotionTaggerConfig, build_emotion_tagger
 from training.data.sticker_bank import StickerBank, build_sticker_bank, sticker_emotion_targets
 from training.plots import plot_history
+from training.reply_head import fit_reply_head
 
 ACCEPTS_OVERRIDES = True
 
@@ -369,6 +370,7 @@ class Trainer:
         if not (self.env.is_main and self.data.dev_items):
             return
         cfg, step = self.cfg, self.step
+        self.fit_reply_head()
         self.ranker.refresh()
         metrics = evaluate_dev(self.ranker, self.data.dev_items, cfg.run.eval_batch_size)
         value = select_value(metrics, cfg.run.select_metric)
@@ -379,6 +381,22 @@ class Trainer:
         if value > self.best:
             self.best = value
             save_checkpoint(self.model, self.best_dir, train_config=cfg, metrics=metrics.__dict__ | {"step": step})
+
+    def fit_reply_head(self) -> None:
+        """Fit the reply-emotion reader on the encoder as it stands (models that have one), before a
+        checkpoint is scored or saved."""
+        if self.model.reply_emotion_head is None:
+            return
+        try:
+            fit = fit_reply_head(self.model, self.data.train_items)
+        except ValueError as error:  # e.g. a licence dir without authored rows: the shared head serves
+            self.history.setdefault("reply_head", []).append({"step": self.step, "skipped": str(error)})
+            self.bar.write(f"step {self.step}: reply-emotion reader not fitted, the shared emotion head serves: {error}")
+            return
+        self.history.setdefault("reply_head", []).append({"step": self.step, "rows": fit.rows,
+                                                          "train_accuracy": fit.train_accuracy})
+        self.bar.write(f"step {self.step}: reply-emotion reader fitted on {fit.rows} rows "
+                       f"(training accuracy {fit.train_accuracy:.3f})")
 
     def finish(self) -> None:
         """Make sure `best/` exists, save `last/` for a resume, and write the history, summary and curves."""
@@ -391,6 +409,7 @@ class Trainer:
             if self.data.dev_items and (not dev or dev[-1]["step"] != self.step):
                 self.evaluate_and_save()
             if not self.best_dir.exists():
+                self.fit_reply_head()
                 save_checkpoint(self.model, self.best_dir, train_config=self.cfg, metrics={"step": self.step})
         self.last_dir.mkdir(parents=True, exist_ok=True)
         torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -24,6 +24,21 @@ class LossWeights(BaseModel):
     eiks: float = 0.5  # EIKS' knowledge-emotion classifier and its gradient regression net
 
 
+class ReplyEmotionConfig(BaseModel):
+    """A second reader of the reply's emotion: one linear layer over the pooled text states, fitted once
+    training ends (`training.reply_head`) as an L2-regularised logistic regression on the rows whose label
+    is the replier's own appraisal (the authored dialogues: "I spilled coffee on your laptop" -> anger), not
+    the writer's feeling that the published sets label. Once fitted it gives the served dialogue emotion,
+    and with it SAMM's emotion agreement; training's losses and EIKS keep the shared emotion head."""
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    # training items whose id starts with "<source>-": the two sets of authored dialogues (authored_replies.jsonl)
+    sources: tuple[str, ...] = ("authored", "authored2")
+    c: float = Field(default=0.01, gt=0.0)  # inverse L2 strength; 0.003-0.01 tie in 5-fold CV on the authored rows
+    class_balanced: bool = True
+
+
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -40,3 +55,4 @@ class ModelConfig(BaseModel):
     weights: LossWeights = Field(default_factory=LossWeights)
     # p_vl = matching head + scale * cos(query, visual): the rerank refines the retrieval score
     retrieval_residual: bool = True
+    reply_emotion: ReplyEmotionConfig = Field(default_factory=ReplyEmotionConfig)

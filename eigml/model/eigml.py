@@ -79,6 +79,12 @@ class EIGML(nn.Module):
         self.eiks = EIKS(c.eiks, d) if c.eiks.enabled else None
         self.intention_proj = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(d, d))
         self.intention_head = nn.Linear(d, len(self.intention_labels)) if self.intention_labels else None
+        # the reply's own emotion (ReplyEmotionConfig): fitted after training, used once fitted
+        self.reply_emotion_head = nn.Linear(ht, len(EMOTIONS)) if c.reply_emotion.enabled else None
+        if self.reply_emotion_head is not None:
+            self.register_buffer("reply_emotion_fitted", torch.tensor(False))
+            self.register_load_state_dict_post_hook(lambda module, _keys: module._sync_reply_emotion())
+        self.reply_emotion_ready = False  # a Python flag (read while exporting), mirrors the buffer
         # sticker side: [CLS; mean patch] of the frozen backbone
         self.visual_proj = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(2 * hv, d))
         self.sticker_emotion_proj = _mlp(2 * hv, d, c.dropout)
@@ -92,6 +98,20 @@ class EIGML(nn.Module):
             self.residual_log_scale = nn.Parameter(torch.tensor(float(np.log(10.0))))
         self.samm = SAMM(c.samm) if c.samm.enabled else None
         self.dlcf = DLCFLoss(c.dlcf)
+
+    def _sync_reply_emotion(self) -> None:
+        self.reply_emotion_ready = (self.reply_emotion_head is not None
+                                    and bool(self.get_buffer("reply_emotion_fitted")))
+
+    @torch.no_grad()
+    def set_reply_emotion(self, weight: Tensor, bias: Tensor) -> None:
+        """Install the fitted reply-emotion reader: logits = pooled text states @ weight.T + bias."""
+        if self.reply_emotion_head is None:
+            raise ValueError("this model has no reply-emotion head (model.reply_emotion.enabled is false)")
+        self.reply_emotion_head.weight.copy_(weight)
+        self.reply_emotion_head.bias.copy_(bias)
+        self.get_buffer("reply_emotion_fitted").fill_(True)
+        self._sync_reply_emotion()
 
     # ---- stickers -------------------------------------------------------------------------------
     def image_features(self, images: Sequence[Image.Image | Frames]) -> Tensor:
@@ -149,14 +169,18 @@ class EIGML(nn.Module):
         dialogue = query if self.config.matching.kind == "cosine" else self.dialogue_proj(pooled)
         out.update(query=query, dialogue=dialogue, emotion=emotion, emotion_logits=emotion_logits,
                    intention=intention, intention_logits=intention_logits)
+        if self.reply_emotion_ready and not self.training:
+            assert self.reply_emotion_head is not None
+            out["reply_emotion_logits"] = self.reply_emotion_head(pooled)
         return out
 
     @staticmethod
     def query_encoding(out: dict[str, Tensor]) -> QueryEncoding:
-        """The inference view of `encode_tokens`' output: label logits become probabilities."""
+        """The inference view of `encode_tokens`' output: label logits become probabilities; the dialogue's
+        emotion is the fitted reply reader's where there is one."""
         return QueryEncoding(
             query=out["query"],
-            emotion_probs=out["emotion_logits"].softmax(dim=-1),
+            emotion_probs=out.get("reply_emotion_logits", out["emotion_logits"]).softmax(dim=-1),
             intention_probs=out["intention_logits"].softmax(dim=-1),
             features={"dialogue": out["dialogue"], "emotion": out["emotion"], "intention": out["intention"]},
         )

@@ -167,7 +167,10 @@ def test_default_config_trains_on_licence_data_and_serves_intentions(
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert "sticker_intention" in history["train"][-1]  # stickers learn their tags' intentions
     assert encoded.count(128) == 2  # one sticker sweep per step (configs/default.yaml: sticker_sweep 128)
+    # these texts hold no authored dialogues: the reply-emotion reader says why it is not fitted, the shared head serves
+    assert "none for" in history["reply_head"][-1]["skipped"]
     model = load_checkpoint(tmp_path / "run" / "best", models_dir=cache_dir / "models")
+    assert model.reply_emotion_head is not None and not model.reply_emotion_ready
     assert model.config.text.name_or_path == "e5-small" and model.config.samm.similarity == "distribution"
     assert set(model.intention_labels) == {"greeting", "inform"}  # the acts its training texts carry
     encoding = model.encode_dialogues([Dialogue((Turn("A", "你好"),), responder="B")])
