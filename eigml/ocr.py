@@ -25,7 +25,7 @@ from tqdm import tqdm
 from eigml.animation import FRAMES_PER_STICKER, SAMPLING_VERSION, middle_frame, read_frames
 from eigml.catalog import Catalog, open_rgb
 
-OCR_VERSION = 1  # bump when reading or joining changes: it is part of the cache key
+OCR_VERSION = 2  # bump when reading or joining changes: it is part of the cache key (2: CJK joined without spaces)
 # RapidOCR scales an image so its short side is at least this before detecting text (its default, 736,
 # blows a 256 px sticker up ~8x in area); 480 read 48/48 rendered stickers like 736, at 1.1 s not 1.9 s
 DET_SIDE_PX = 480
@@ -75,8 +75,24 @@ class TextReader:
         return join_lines(result or [])
 
 
+# Scripts written without spaces between words: CJK ideographs (and their extensions), kana, full-width
+# punctuation and forms. Two fragments that meet at such characters are one run of text ("气死" over "我了" on
+# a two-line sticker is "气死我了"), so they are joined without the space Latin words need.
+_UNSPACED = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+
+def _joined(parts: Sequence[str]) -> str:
+    out = ""
+    for part in parts:
+        if out and not (_UNSPACED.match(out[-1]) and _UNSPACED.match(part[0])):
+            out += " "
+        out += part
+    return out
+
+
 def join_lines(result: Sequence[Any]) -> str:
-    """RapidOCR's [[box, text, score], ...] as one string: top to bottom, then left to right, space-joined.
+    """RapidOCR's [[box, text, score], ...] as one string: top to bottom, then left to right, space-joined,
+    except where both sides of a junction are CJK (`_UNSPACED`), which join directly.
 
     Boxes whose vertical centres are within half a line height of each other count as one line.
     """
@@ -94,7 +110,7 @@ def join_lines(result: Sequence[Any]) -> str:
             lines.append([])
             last_centre, last_height = centre, height
         lines[-1].append((left, text))
-    return " ".join(text for line in lines for _, text in sorted(line))
+    return _joined([text for line in lines for _, text in sorted(line)])
 
 
 _default: TextReader | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,7 @@ STYLES: dict[str, dict[str, tuple[int, int, int, int] | None]] = {
     "bubble": {"fill": (30, 30, 30, 255), "stroke": None, "bubble": (255, 236, 150, 255)},
     "outline": {"fill": (255, 255, 255, 255), "stroke": (40, 40, 90, 255), "bubble": None},
 }
+_CJK = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 LICENCE = "CC0-1.0"
 ATTRIBUTION = ("Text stickers rendered by this project (python -m training text-pack) from its own phrase list, "
                "dedicated to the public domain (CC0 1.0); typeface: {font}.")
@@ -110,11 +112,20 @@ def find_cjk_font(explicit: Path | None = None) -> Path | None:
     return None
 
 
+def _cuts(text: str) -> list[int]:
+    """Where `text` may break onto a second line: at a space, or between two CJK characters ("气死|我了"); never
+    inside a Latin word ("hahaha" stays whole and is drawn smaller, as a designer would)."""
+    spaces = [i for i, c in enumerate(text) if c == " "]
+    if spaces:
+        return spaces
+    return [i for i in range(1, len(text)) if _CJK.match(text[i - 1]) and _CJK.match(text[i])]
+
+
 def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
-    """One line if it fits, else split at the space (or, for CJK, the character) nearest the middle."""
-    if font.getlength(text) <= width or len(text) < 2:
+    """One line if it fits, else split at the allowed break (`_cuts`) nearest the middle; one line when none."""
+    cuts = _cuts(text)
+    if font.getlength(text) <= width or not cuts:
         return [text]
-    cuts = [i for i, c in enumerate(text) if c == " "] or list(range(1, len(text)))
     cut = min(cuts, key=lambda i: abs(i - len(text) / 2))
     return [text[:cut].strip(), text[cut:].strip()]
 

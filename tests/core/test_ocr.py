@@ -11,7 +11,7 @@ from PIL import Image
 
 from eigml.catalog import load_catalog
 from eigml.ocr import TextCache, cache_key, join_lines, ocr_available, sticker_texts, sticker_texts_with_stats
-from training.text_pack import build_text_pack, draws_cjk, find_cjk_font, render_text_sticker
+from training.text_pack import _cuts, build_text_pack, draws_cjk, find_cjk_font, render_text_sticker
 
 
 def box(left: float, top: float, right: float, bottom: float) -> list[list[float]]:
@@ -23,6 +23,15 @@ def test_lines_are_joined_in_reading_order() -> None:
               [box(10, 60, 100, 90), "see  you", 0.8], [box(0, 0, 1, 1), "  ", 0.9]]
     assert join_lines(result) == "BYE BYE see you"
     assert join_lines([]) == ""
+
+
+def test_chinese_fragments_join_without_a_space() -> None:
+    """A two-line Chinese sticker ("气死" over "我了") is one phrase; Latin words keep their spaces, and a
+    Latin word beside a Chinese one is still set apart."""
+    assert join_lines([[box(10, 10, 90, 40), "气死", 0.9], [box(10, 60, 90, 90), "我了！", 0.9]]) == "气死我了！"
+    assert join_lines([[box(10, 10, 90, 40), "拜拜", 0.9], [box(10, 60, 90, 90), "BYE", 0.9]]) == "拜拜 BYE"
+    assert join_lines([[box(10, 10, 90, 40), "OK", 0.9], [box(100, 12, 190, 38), "好的", 0.9]]) == "OK 好的"
+    assert join_lines([[box(10, 10, 90, 40), "see", 0.9], [box(10, 60, 90, 90), "you", 0.9]]) == "see you"
 
 
 def test_text_cache_keeps_empty_text_apart_from_missing(tmp_path: Path) -> None:
@@ -105,6 +114,21 @@ def normalise(text: str) -> str:
 def test_reads_english_and_chinese_drawn_on_stickers(font: Path, reader, text: str, style: str) -> None:  # type: ignore[no-untyped-def]
     image = render_text_sticker(text, font, style)
     assert normalise(reader(image)) == normalise(text)
+
+
+@pytest.mark.parametrize(("text", "style"), [("气死我了", "outline"), ("好开心呀", "bubble"), ("hahaha", "bubble"),
+                                           ("unbelievable", "outline")])
+def test_a_rendered_phrase_reads_back_exactly(font: Path, reader, text: str, style: str) -> None:  # type: ignore[no-untyped-def]
+    """Not only up to spaces: a Chinese phrase drawn on two lines reads without a space in it, and a long
+    English word is drawn whole (never "hah" over "aha"), so the text side reads the word it was given."""
+    assert reader(render_text_sticker(text, font, style)) == text
+
+
+def test_lines_break_at_spaces_or_between_chinese_characters_only() -> None:
+    assert _cuts("best day ever") == [4, 8]
+    assert _cuts("hahaha") == [] and _cuts("what?!") == []
+    assert _cuts("气死我了") == [1, 2, 3]
+    assert _cuts("耶！") == [1]
 
 
 def test_a_sticker_without_words_reads_empty(reader) -> None:  # type: ignore[no-untyped-def]
