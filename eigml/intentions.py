@@ -28,10 +28,12 @@ TEXT_RULES: tuple[tuple[str, str, str], ...] = (
      r"恭喜|祝贺|生日快乐|干得漂亮|太棒了你|真厉害"),
     ("thanks", r"thanks?|thank you|thx|ty|appreciate it|grateful", r"谢谢|多谢|感谢|谢啦|谢了"),
     ("apology", r"sorry|apologi[sz]e|my bad|forgive me|my fault", r"对不起|抱歉|不好意思|是我的错|原谅我"),
-    ("farewell", r"bye|goodbye|see (you|ya)|good ?night|talk later|take care|gotta go|ttyl|cya|catch you later"
+    ("farewell", r"bye|goodbye|see (you|ya)|good ?night|talk later|(talk|speak) (to you )?soon|take care|gotta go|ttyl|cya"
+                 r"|catch you later"
                  r"|safe (travels|trip|flight|journey)|have a (safe|good) (trip|flight|journey)|(drive|get home) safe(ly)?"
                  r"|(?<![a-z]\s)(night|nite|night night|nighty night|gn)(?=[\s!.~]*$)",  # "talk tomorrow. night!"
-     r"再见|拜拜|晚安|回头见|明天见|先走了|下次见|一路平安|一路顺风|路上小心|慢走|先撤了"),
+     r"再见|拜拜|晚安|回头见|明天见|先走了|下次见|一路平安|一路顺风|路上小心|慢走|先撤了"
+     r"|不聊了|(回来|回头|改天|下次|有空)再(约|聊)|回聊|先下了|先忙了|你先忙"),  # "不聊了…回来再约": leaving, said without 再见
     ("greeting", r"^(hi|hello|hey|yo|morning|good (morning|afternoon|evening))\b|long time no see",
      r"^(你好|您好|嗨|哈喽|早上好|早安|早啊|下午好|晚上好)|好久不见"),
     ("comfort", r"it'?s (going to be|gonna be) ok|don'?t worry|cheer up|you'?ll be fine|i'?m here for you|hugs?",

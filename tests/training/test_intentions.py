@@ -15,6 +15,8 @@ from training.data.intentions import intention_from_text, sticker_intentions
     ("ok bye, see you tomorrow", "farewell"), ("晚安，明天见", "farewell"),
     ("ok, safe travels!", "farewell"), ("have a safe flight", "farewell"), ("drive safe", "farewell"),
     ("好的，一路平安", "farewell"), ("路上小心哦", "farewell"), ("我先撤了", "farewell"),
+    ("好啦不聊了，我得去赶飞机了，回来再约～", "farewell"), ("我先忙了，回聊", "farewell"), ("改天再聊吧", "farewell"),
+    ("ok, talk soon!", "farewell"), ("我们不聊这个了。", "inform"), ("we got to go to the bank first.", "inform"),
     ("same, talk tomorrow. night!", "farewell"), ("nite", "farewell"), ("I slept badly last night", "inform"),
     ("what are you doing tonight?", "question"), ("night shifts are the worst", "inform"),
     ("hi there!", "greeting"), ("你好呀", "greeting"),
